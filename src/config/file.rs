@@ -1,0 +1,194 @@
+//! The shape of `gateway.toml` as written by a person: plain serde structs with defaults.
+//!
+//! Nothing here is validated beyond its TOML type; [`super::Config::try_from`] turns a
+//! [`FileConfig`] into the checked, internal [`super::Config`]. Unknown keys are not rejected by
+//! serde here: the loader collects every ignored key with `serde_ignored` and reports them all
+//! at once as errors, so a typo in a security setting never passes silently.
+//!
+//! `gateway.toml` at the repository root documents every key and its default; keep the two in step.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub upstream: UpstreamSection,
+    pub oidc: OidcSection,
+    pub session: SessionSection,
+    pub headers: HeadersSection,
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct ServerSection {
+    pub listen: String,
+    pub admin_listen: String,
+    pub threads: Option<usize>,
+    pub endpoint_prefix: String,
+    pub tls: Option<TlsSection>,
+    pub log_level: String,
+    pub log_format: String,
+    pub max_cookie_header_bytes: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub grace_period: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            threads: None,
+            endpoint_prefix: "/oauth2".into(),
+            tls: None,
+            log_level: "info".into(),
+            log_format: "text".into(),
+            max_cookie_header_bytes: 16 * 1024,
+            pid_file: "/tmp/authgate.pid".into(),
+            upgrade_sock: "/tmp/authgate_upgrade.sock".into(),
+            grace_period: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsSection {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct UpstreamSection {
+    pub url: String,
+    pub connect_timeout: String,
+    pub read_timeout: String,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            connect_timeout: "5s".into(),
+            read_timeout: "60s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct OidcSection {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub response_mode: String,
+    pub use_userinfo: bool,
+    pub leeway: String,
+    pub refresh_interval: String,
+    pub retry_max_backoff: String,
+    pub connect_timeout: String,
+    pub request_timeout: String,
+}
+
+impl Default for OidcSection {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            redirect_url: String::new(),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            response_mode: "query".into(),
+            use_userinfo: false,
+            leeway: "60s".into(),
+            refresh_interval: "5m".into(),
+            retry_max_backoff: "30s".into(),
+            connect_timeout: "3s".into(),
+            request_timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct SessionSection {
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_path: String,
+    pub cookie_secure: bool,
+    pub cookie_samesite: String,
+    pub idle_timeout: String,
+    pub lifetime: String,
+    pub max_sessions: u64,
+    pub login_cookie_name: String,
+    pub login_timeout: String,
+    pub max_pending_logins: usize,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            cookie_name: "_authgate".into(),
+            cookie_domain: None,
+            cookie_path: "/".into(),
+            cookie_secure: true,
+            cookie_samesite: "lax".into(),
+            idle_timeout: "1h".into(),
+            lifetime: "12h".into(),
+            max_sessions: 1_000_000,
+            login_cookie_name: "_authgate_login".into(),
+            login_timeout: "10m".into(),
+            max_pending_logins: 5,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct HeadersSection {
+    pub user_claim: String,
+    pub email_claim: String,
+    pub preferred_username_claim: String,
+    pub groups_claim: String,
+    pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    /// Extra `Header-Name = "claim"` pairs.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for HeadersSection {
+    fn default() -> Self {
+        Self {
+            user_claim: "sub".into(),
+            email_claim: "email".into(),
+            preferred_username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            pass_access_token: false,
+            pass_authorization_header: false,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RouteSection {
+    pub name: String,
+    pub prefix: Option<String>,
+    pub pattern: Option<String>,
+    pub methods: Vec<String>,
+    pub auth: String,
+    pub upstream: Option<String>,
+}

@@ -1,0 +1,720 @@
+//! Configuration: `gateway.toml` → [`FileConfig`] (serde) → validated [`Config`].
+//!
+//! Loading never panics and never stops at the first problem: a missing file or a TOML syntax
+//! error (with line and column) ends it early, but after that every unknown key, every bad
+//! value and every missing required setting is collected, and the whole list is returned as
+//! [`ConfigErrors`]. `authgate --test` prints that list and exits 64 (EX_USAGE).
+//!
+//! String values may contain `${NAME}`, replaced by the environment variable `NAME` (an unset
+//! variable is an error), so secrets need not sit in the file; `oidc.client_secret_file` reads
+//! the client secret from a file instead.
+
+pub mod file;
+
+use crate::identity::HeaderMapping;
+use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
+use crate::secret::Secret;
+use crate::session::cookie::CookieSettings;
+use crate::upstream::Upstream;
+use cookie::SameSite;
+pub use file::FileConfig;
+use http::HeaderName;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// One problem, named by its key (`oidc.client_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} problem(s) in the configuration",
+            self.path.display(),
+            self.errors.len()
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// How the gateway authenticates itself at the provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client: no secret, PKCE alone binds the code.
+    None,
+}
+
+/// How the provider returns the authorization response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseMode {
+    #[default]
+    Query,
+    FormPost,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[server]`, validated.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    /// Where the gateway's own endpoints live (`/oauth2`).
+    pub endpoint_prefix: String,
+    pub tls: Option<TlsFiles>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub max_cookie_header_bytes: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub grace_period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// `[oidc]`, validated.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub redirect_url: Url,
+    pub scopes: Vec<String>,
+    pub auth_method: ClientAuthMethod,
+    pub response_mode: ResponseMode,
+    pub use_userinfo: bool,
+    pub leeway: Duration,
+    pub refresh_interval: Duration,
+    pub retry_max_backoff: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// `[session]`, validated.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub cookies: CookieSettings,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub max_sessions: u64,
+    pub login_timeout: Duration,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub upstream: Arc<Upstream>,
+    pub oidc: OidcSettings,
+    pub session: SessionSettings,
+    pub headers: HeaderMapping,
+    pub routes: RouteTable,
+}
+
+impl Config {
+    /// Read, interpolate and validate `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |errors: Vec<ConfigError>| ConfigErrors {
+            path: path.to_path_buf(),
+            errors,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(vec![ConfigError {
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Self::from_toml(&text).map_err(fail)
+    }
+
+    /// Validate a configuration given as TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let (line, col) = line_col(text, span.start);
+                    format!(" at line {line}, column {col}")
+                })
+                .unwrap_or_default();
+            vec![ConfigError {
+                key: String::new(),
+                message: format!("TOML syntax error{at}: {}", e.message()),
+            }]
+        })?;
+        let mut errors = Vec::new();
+        for (key, value) in table.iter_mut() {
+            interpolate(key, value, &mut errors);
+        }
+        let mut unknown = Vec::new();
+        let de = toml::Value::Table(table);
+        let parsed: Result<FileConfig, _> = serde_ignored::deserialize(de, |path| {
+            unknown.push(path.to_string());
+        });
+        let file = match parsed {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(ConfigError {
+                    key: String::new(),
+                    message: e.to_string(),
+                });
+                return Err(errors);
+            }
+        };
+        errors.extend(unknown.into_iter().map(|key| ConfigError {
+            key,
+            message: "unknown key".into(),
+        }));
+        match Config::try_from(file) {
+            Ok(config) if errors.is_empty() => Ok(config),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+}
+
+impl TryFrom<FileConfig> for Config {
+    type Error = Vec<ConfigError>;
+
+    fn try_from(f: FileConfig) -> Result<Self, Self::Error> {
+        let mut v = Validator::default();
+
+        let server = ServerSettings {
+            listen: v.socket_addr("server.listen", &f.server.listen),
+            admin_listen: v.socket_addr("server.admin_listen", &f.server.admin_listen),
+            threads: match f.server.threads {
+                Some(0) => v.bad("server.threads", "must be at least 1"),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+            endpoint_prefix: {
+                let p = f.server.endpoint_prefix.trim_end_matches('/').to_string();
+                if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
+                    v.bad("server.endpoint_prefix", "must be a path like /oauth2")
+                } else {
+                    p
+                }
+            },
+            tls: f.server.tls.map(|t| {
+                v.readable_file("server.tls.cert_file", &t.cert_file);
+                v.readable_file("server.tls.key_file", &t.key_file);
+                TlsFiles {
+                    cert_file: t.cert_file,
+                    key_file: t.key_file,
+                }
+            }),
+            log_level: {
+                let l = f.server.log_level;
+                if tracing_subscriber::EnvFilter::try_new(&l).is_err() {
+                    v.bad("server.log_level", "not a log filter (try info or debug)")
+                } else {
+                    l
+                }
+            },
+            log_format: match f.server.log_format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => v.bad("server.log_format", "must be text or json"),
+            },
+            max_cookie_header_bytes: f.server.max_cookie_header_bytes,
+            pid_file: f.server.pid_file,
+            upgrade_sock: f.server.upgrade_sock,
+            grace_period: v.duration("server.grace_period", &f.server.grace_period),
+        };
+
+        let connect = v.duration("upstream.connect_timeout", &f.upstream.connect_timeout);
+        let read = v.duration("upstream.read_timeout", &f.upstream.read_timeout);
+        let upstream = v.upstream("upstream.url", &f.upstream.url, connect, read);
+
+        let oidc = v.oidc(f.oidc);
+        let session = v.session(f.session);
+        let headers = v.headers(f.headers);
+
+        let mut routes = Vec::new();
+        for (i, r) in f.routes.into_iter().enumerate() {
+            let key = |field: &str| format!("routes[{i}].{field}");
+            let matcher = match (r.prefix, r.pattern) {
+                (Some(p), None) if p.starts_with('/') => PathMatcher::Prefix(p),
+                (Some(_), None) => v.bad(&key("prefix"), "must start with /"),
+                (None, Some(p)) => match regex::Regex::new(&p) {
+                    Ok(re) => PathMatcher::Pattern(re),
+                    Err(e) => v.bad(&key("pattern"), &format!("not a regular expression: {e}")),
+                },
+                _ => v.bad(&key("prefix"), "set exactly one of prefix or pattern"),
+            };
+            let auth = AuthPolicy::parse(&r.auth)
+                .unwrap_or_else(|| v.bad(&key("auth"), "must be public, protected or api"));
+            let upstream = match r.upstream {
+                Some(u) => Arc::new(v.upstream(&key("upstream"), &u, connect, read)),
+                None => Arc::new(upstream.clone()),
+            };
+            let name = if r.name.is_empty() {
+                format!("route{i}")
+            } else {
+                r.name
+            };
+            routes.push(Route {
+                name,
+                matcher,
+                methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                auth,
+                upstream,
+            });
+        }
+        let upstream = Arc::new(upstream);
+
+        if !v.errors.is_empty() {
+            return Err(v.errors);
+        }
+        Ok(Config {
+            routes: RouteTable::new(routes, upstream.clone()),
+            server,
+            upstream,
+            oidc,
+            session,
+            headers,
+        })
+    }
+}
+
+/// Collects errors; each check returns a placeholder after recording a problem so that
+/// validation goes on and finds the next one.
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn bad<T: Default>(&mut self, key: &str, message: &str) -> T {
+        self.errors.push(ConfigError {
+            key: key.to_string(),
+            message: message.to_string(),
+        });
+        T::default()
+    }
+
+    fn socket_addr(&mut self, key: &str, raw: &str) -> SocketAddr {
+        raw.parse().unwrap_or_else(|_| {
+            self.errors.push(ConfigError {
+                key: key.into(),
+                message: format!("{raw:?} is not an address like 127.0.0.1:8080"),
+            });
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn duration(&mut self, key: &str, raw: &str) -> Duration {
+        humantime::parse_duration(raw).unwrap_or_else(|_| {
+            self.bad(
+                key,
+                &format!("{raw:?} is not a duration like 30s, 5m or 12h"),
+            )
+        })
+    }
+
+    fn url(&mut self, key: &str, raw: &str, require_https_unless_loopback: bool) -> Url {
+        let fallback = || Url::parse("http://invalid.invalid/").expect("static URL");
+        if raw.is_empty() {
+            self.bad::<()>(key, "is required");
+            return fallback();
+        }
+        match Url::parse(raw) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {
+                if u.scheme() == "http" && require_https_unless_loopback && !is_loopback(&u) {
+                    self.bad::<()>(key, "must be https (http is allowed on loopback only)");
+                }
+                u
+            }
+            Ok(_) => {
+                self.bad::<()>(key, "must be an http(s) URL");
+                fallback()
+            }
+            Err(e) => {
+                self.bad::<()>(key, &format!("{raw:?} is not a URL ({e})"));
+                fallback()
+            }
+        }
+    }
+
+    fn readable_file(&mut self, key: &str, path: &str) {
+        if path.is_empty() {
+            self.bad::<()>(key, "is required");
+        } else if let Err(e) = std::fs::metadata(path) {
+            self.bad::<()>(key, &format!("cannot read {path}: {e}"));
+        }
+    }
+
+    fn upstream(&mut self, key: &str, raw: &str, connect: Duration, read: Duration) -> Upstream {
+        if raw.is_empty() {
+            self.bad::<()>(key, "is required");
+        } else {
+            match Upstream::resolve(raw, connect, read) {
+                Ok(u) => return u,
+                Err(e) => self.bad::<()>(key, &e),
+            }
+        }
+        Upstream {
+            url: String::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            sni: String::new(),
+            connect_timeout: connect,
+            read_timeout: read,
+        }
+    }
+
+    fn oidc(&mut self, o: file::OidcSection) -> OidcSettings {
+        let issuer = self.url("oidc.issuer", &o.issuer, true);
+        if o.client_id.is_empty() {
+            self.bad::<()>("oidc.client_id", "is required");
+        }
+        let auth_method = match o.token_endpoint_auth_method.as_str() {
+            "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
+            "client_secret_post" => ClientAuthMethod::ClientSecretPost,
+            "none" => ClientAuthMethod::None,
+            _ => self.bad(
+                "oidc.token_endpoint_auth_method",
+                "must be client_secret_basic, client_secret_post or none",
+            ),
+        };
+        let client_secret = match (o.client_secret, o.client_secret_file) {
+            (Some(_), Some(_)) => {
+                self.bad::<()>(
+                    "oidc.client_secret",
+                    "set client_secret or client_secret_file, not both",
+                );
+                None
+            }
+            (Some(s), None) if !s.is_empty() => Some(Secret::new(s)),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim())),
+                Ok(_) => self.bad("oidc.client_secret_file", &format!("{path} is empty")),
+                Err(e) => self.bad(
+                    "oidc.client_secret_file",
+                    &format!("cannot read {path}: {e}"),
+                ),
+            },
+            _ => None,
+        };
+        if client_secret.is_none() && auth_method != ClientAuthMethod::None {
+            self.bad::<()>(
+                "oidc.client_secret",
+                "is required (or client_secret_file, or token_endpoint_auth_method = \"none\" for a public client)",
+            );
+        }
+        let redirect_url = self.url("oidc.redirect_url", &o.redirect_url, false);
+        if !o.scopes.iter().any(|s| s == "openid") {
+            self.bad::<()>("oidc.scopes", "must include openid");
+        }
+        if o.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            self.bad::<()>("oidc.scopes", "scopes are single words");
+        }
+        let response_mode = match o.response_mode.as_str() {
+            "query" => ResponseMode::Query,
+            "form_post" => ResponseMode::FormPost,
+            _ => self.bad("oidc.response_mode", "must be query or form_post"),
+        };
+        OidcSettings {
+            issuer,
+            client_id: o.client_id,
+            client_secret,
+            redirect_url,
+            scopes: o.scopes,
+            auth_method,
+            response_mode,
+            use_userinfo: o.use_userinfo,
+            leeway: self.duration("oidc.leeway", &o.leeway),
+            refresh_interval: self.duration("oidc.refresh_interval", &o.refresh_interval),
+            retry_max_backoff: self.duration("oidc.retry_max_backoff", &o.retry_max_backoff),
+            connect_timeout: self.duration("oidc.connect_timeout", &o.connect_timeout),
+            request_timeout: self.duration("oidc.request_timeout", &o.request_timeout),
+        }
+    }
+
+    fn session(&mut self, s: file::SessionSection) -> SessionSettings {
+        let same_site = match s.cookie_samesite.to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => {
+                self.bad::<()>("session.cookie_samesite", "must be lax, strict or none");
+                SameSite::Lax
+            }
+        };
+        for (key, name) in [
+            ("session.cookie_name", &s.cookie_name),
+            ("session.login_cookie_name", &s.login_cookie_name),
+        ] {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            {
+                self.bad::<()>(
+                    key,
+                    "must be a non-empty cookie name (letters, digits, _ - .)",
+                );
+            }
+        }
+        if s.cookie_name == s.login_cookie_name {
+            self.bad::<()>(
+                "session.login_cookie_name",
+                "must differ from session.cookie_name",
+            );
+        }
+        if s.max_pending_logins == 0 {
+            self.bad::<()>("session.max_pending_logins", "must be at least 1");
+        }
+        let idle_timeout = self.duration("session.idle_timeout", &s.idle_timeout);
+        let lifetime = self.duration("session.lifetime", &s.lifetime);
+        let login_timeout = self.duration("session.login_timeout", &s.login_timeout);
+        SessionSettings {
+            cookies: CookieSettings {
+                session_name: s.cookie_name,
+                login_name: s.login_cookie_name,
+                domain: s.cookie_domain.filter(|d| !d.is_empty()),
+                path: s.cookie_path,
+                secure: s.cookie_secure,
+                same_site,
+                session_max_age: lifetime,
+                login_max_age: login_timeout,
+                max_pending_logins: s.max_pending_logins,
+            },
+            idle_timeout,
+            lifetime,
+            max_sessions: s.max_sessions,
+            login_timeout,
+        }
+    }
+
+    fn headers(&mut self, h: file::HeadersSection) -> HeaderMapping {
+        let mut extra = Vec::new();
+        for (name, claim) in h.extra {
+            match HeaderName::try_from(name.as_str()) {
+                Ok(n) => extra.push((n, claim)),
+                Err(_) => self.bad::<()>(&format!("headers.extra.{name}"), "not a header name"),
+            }
+        }
+        HeaderMapping::new(
+            h.user_claim,
+            h.email_claim,
+            h.preferred_username_claim,
+            h.groups_claim,
+            h.pass_access_token,
+            h.pass_authorization_header,
+            extra,
+        )
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// Replace `${NAME}` in every string of `value` by the environment variable `NAME`.
+fn interpolate(path: &str, value: &mut toml::Value, errors: &mut Vec<ConfigError>) {
+    match value {
+        toml::Value::String(s) => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find('}') else {
+                    errors.push(ConfigError {
+                        key: path.into(),
+                        message: "unclosed ${ in value".into(),
+                    });
+                    return;
+                };
+                let name = &rest[start + 2..start + end];
+                match std::env::var(name) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => errors.push(ConfigError {
+                        key: path.into(),
+                        message: format!("environment variable {name} is not set"),
+                    }),
+                }
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(&format!("{path}[{i}]"), item, errors);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                interpolate(&format!("{path}.{k}"), v, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [upstream]
+        url = "http://127.0.0.1:3000"
+        [oidc]
+        issuer = "https://id.example.test"
+        client_id = "gw"
+        client_secret = "s3cret"
+        redirect_url = "https://app.example.test/oauth2/callback"
+    "#;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        Config::from_toml(text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.server.admin_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.oidc.scopes, ["openid", "profile", "email"]);
+        assert_eq!(c.oidc.auth_method, ClientAuthMethod::ClientSecretBasic);
+        assert!(c.session.cookies.secure);
+        assert_eq!(c.session.cookies.same_site, SameSite::Lax);
+        assert_eq!(format!("{:?}", c.oidc.client_secret), "Some([redacted])");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_by_key() {
+        let text = r#"
+            [server]
+            listen = "nope"
+            lissen = "typo"
+            [upstream]
+            url = "ftp://x"
+            [oidc]
+            issuer = "not a url"
+            client_id = "gw"
+            redirect_url = "https://app.example.test/cb"
+            scopes = ["profile"]
+            [session]
+            idle_timeout = "forever"
+            [[routes]]
+            prefix = "/x"
+            auth = "maybe"
+        "#;
+        let errs = errors_of(text);
+        for key in [
+            "server.listen:",
+            "server.lissen: unknown key",
+            "upstream.url:",
+            "oidc.issuer:",
+            "oidc.client_secret: is required",
+            "oidc.scopes:",
+            "session.idle_timeout:",
+            "routes[0].auth:",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(key)),
+                "{key} missing from {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let errs = errors_of("[server]\nlisten = \"x\n");
+        assert!(errs[0].contains("line 2"), "{errs:?}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        std::env::set_var("AUTHGATE_TEST_SECRET_X", "from-env");
+        let text = MINIMAL.replace("\"s3cret\"", "\"${AUTHGATE_TEST_SECRET_X}\"");
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.oidc.client_secret.unwrap().expose(), "from-env");
+        let text = MINIMAL.replace("\"s3cret\"", "\"${AUTHGATE_TEST_UNSET_Y}\"");
+        let errs = errors_of(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e
+                    .starts_with("oidc.client_secret: environment variable AUTHGATE_TEST_UNSET_Y")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn plain_http_issuer_only_on_loopback() {
+        let errs = errors_of(&MINIMAL.replace("https://id.example.test", "http://id.example.test"));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("oidc.issuer: must be https")));
+        assert!(Config::from_toml(
+            &MINIMAL.replace("https://id.example.test", "http://127.0.0.1:9000")
+        )
+        .is_ok());
+    }
+}

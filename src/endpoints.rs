@@ -1,0 +1,138 @@
+//! The gateway's own endpoints under `server.endpoint_prefix` (default `/oauth2`), named as in
+//! oauth2-proxy: `start`, `callback`, `userinfo`.
+
+use crate::auth;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::oidc::callback::{self, CallbackParams};
+use crate::oidc::{login, redirect};
+use crate::reply::Reply;
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use serde_json::json;
+
+/// Largest form body accepted by a gateway endpoint.
+const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// Answer a request for `{prefix}{sub_path}`.
+pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_path: &str) -> Reply {
+    let method = session.req_header().method.as_str().to_string();
+    let result = match (method.as_str(), sub_path) {
+        ("GET", "/start") => start(gw, config, session).await,
+        ("GET", "/callback") => {
+            let query = session
+                .req_header()
+                .uri
+                .query()
+                .unwrap_or("")
+                .as_bytes()
+                .to_vec();
+            finish_login(gw, config, session, &query).await
+        }
+        ("POST", "/callback") => match read_form(session).await {
+            Ok(body) => finish_login(gw, config, session, &body).await,
+            Err(e) => Err(e),
+        },
+        ("GET", "/userinfo") => userinfo(gw, config, session).await,
+        _ => Err(GatewayError::NotFound),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::info!(
+            endpoint = sub_path,
+            status = e.status(),
+            error = e.code(),
+            "gateway endpoint refused the request"
+        );
+        let login_url = format!("{}/start", config.server.endpoint_prefix);
+        e.reply(auth::wants_html(session.req_header()), &login_url)
+    })
+}
+
+/// `GET /oauth2/start?rd=/path`: begin a login explicitly.
+async fn start(gw: &Gateway, config: &Config, session: &Session) -> Result<Reply, GatewayError> {
+    let req = session.req_header();
+    let rd = req
+        .uri
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "rd")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_else(|| "/".into());
+    let login_cookie = crate::session::cookie::find(req, &config.session.cookies.login_name);
+    login::begin(gw, config, login_cookie, redirect::safe_return_to(&rd)).await
+}
+
+async fn finish_login(
+    gw: &Gateway,
+    config: &Config,
+    session: &Session,
+    params: &[u8],
+) -> Result<Reply, GatewayError> {
+    let params = CallbackParams::parse(params)?;
+    let login_cookie =
+        crate::session::cookie::find(session.req_header(), &config.session.cookies.login_name);
+    callback::complete(gw, config, params, login_cookie).await
+}
+
+/// `GET /oauth2/userinfo`: the current identity as JSON (401 without a session).
+async fn userinfo(gw: &Gateway, config: &Config, session: &Session) -> Result<Reply, GatewayError> {
+    let who = auth::from_session_cookie(gw, config, session.req_header())
+        .await
+        .ok_or(GatewayError::Unauthenticated)?;
+    let identity = who.identity();
+    let h = &config.headers;
+    let groups: Vec<String> = identity
+        .claim_text(&h.groups_claim)
+        .map(|g| {
+            g.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "sub": identity.subject,
+            "user": identity.claim_text(&h.user_claim),
+            "email": identity.claim_text(&h.email_claim),
+            "preferredUsername": identity.claim_text(&h.preferred_username_claim),
+            "groups": groups,
+        }),
+    ))
+}
+
+/// Read an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BODY`] bytes.
+async fn read_form(session: &mut Session) -> Result<Bytes, GatewayError> {
+    let is_form = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(GatewayError::BadRequest(
+            "expected a form body (application/x-www-form-urlencoded)",
+        ));
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_FORM_BODY {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(_) => return Err(GatewayError::BadRequest("unreadable request body")),
+        }
+    }
+}

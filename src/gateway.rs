@@ -1,0 +1,39 @@
+//! The state that outlives a request, shared by the proxy, the endpoints and the background
+//! services: the current configuration, the session store, the provider and the HTTP client.
+
+use crate::config::Config;
+use crate::oidc::provider::Provider;
+use crate::session::memory::MemoryStore;
+use crate::session::SessionStore;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Everything a request may need beyond itself.
+pub struct Gateway {
+    /// The configuration in force; requests take a snapshot when they start.
+    pub config: ArcSwap<Config>,
+    pub store: Arc<dyn SessionStore>,
+    pub provider: Arc<Provider>,
+    /// The client for every call to the provider.
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Build the shared state for `config` (in-memory session store).
+    pub fn new(config: Config) -> Arc<Self> {
+        let http =
+            crate::http_client::build(config.oidc.connect_timeout, config.oidc.request_timeout);
+        let provider = Arc::new(Provider::new(config.oidc.clone(), http.clone()));
+        let store = Arc::new(MemoryStore::new(
+            config.session.max_sessions,
+            config.session.idle_timeout,
+            config.session.login_timeout,
+        ));
+        Arc::new(Self {
+            config: ArcSwap::from_pointee(config),
+            store,
+            provider,
+            http,
+        })
+    }
+}

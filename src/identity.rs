@@ -1,0 +1,258 @@
+//! Who a request is, and the headers that tell the upstream.
+//!
+//! "Strip, then set" (linkerd2-proxy's `set_identity_header`): every header the gateway may set
+//! is removed from the client's request first — whatever its case and whether the client wrote
+//! `_` or `-` (oauth2-proxy GHSA-vjrc-mh2v-45x6) — on every route, public ones included. Only
+//! then are the headers of a verified identity added.
+
+use crate::secret::Secret;
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use serde_json::{Map, Value};
+
+/// The prefix of identity headers on proxied requests (oauth2-proxy's convention).
+pub const FORWARDED_PREFIX: &str = "X-Forwarded-";
+/// The prefix of identity headers in forward-auth answers (`/oauth2/auth`).
+pub const AUTH_REQUEST_PREFIX: &str = "X-Auth-Request-";
+
+/// The headers under each prefix, by role.
+const USER: &str = "User";
+const EMAIL: &str = "Email";
+const PREFERRED_USERNAME: &str = "Preferred-Username";
+const GROUPS: &str = "Groups";
+const ACCESS_TOKEN: &str = "Access-Token";
+
+/// A verified identity: the subject and the claims it was verified with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub subject: String,
+    pub claims: Map<String, Value>,
+}
+
+impl Identity {
+    /// A claim as a header-ready string: strings as they are, numbers and booleans printed,
+    /// arrays of those comma-joined. Objects and nulls give nothing.
+    pub fn claim_text(&self, claim: &str) -> Option<String> {
+        fn scalar(v: &Value) -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        }
+        match self.claims.get(claim)? {
+            Value::Array(items) => {
+                let parts: Vec<String> = items.iter().filter_map(scalar).collect();
+                Some(parts.join(","))
+            }
+            v => scalar(v),
+        }
+    }
+}
+
+/// Which claim feeds which header, and what else is passed. Built from `[headers]`.
+#[derive(Debug, Clone)]
+pub struct HeaderMapping {
+    pub user_claim: String,
+    pub email_claim: String,
+    pub preferred_username_claim: String,
+    pub groups_claim: String,
+    pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    /// Extra `(header, claim)` pairs, set on proxied requests as written.
+    pub extra: Vec<(HeaderName, String)>,
+    /// Every header name this gateway may set, lower-case with `-`: the strip list.
+    managed: Vec<String>,
+}
+
+impl HeaderMapping {
+    pub fn new(
+        user_claim: String,
+        email_claim: String,
+        preferred_username_claim: String,
+        groups_claim: String,
+        pass_access_token: bool,
+        pass_authorization_header: bool,
+        extra: Vec<(HeaderName, String)>,
+    ) -> Self {
+        let mut managed = Vec::new();
+        for prefix in [FORWARDED_PREFIX, AUTH_REQUEST_PREFIX] {
+            for role in [USER, EMAIL, PREFERRED_USERNAME, GROUPS, ACCESS_TOKEN] {
+                managed.push(canonical(&format!("{prefix}{role}")));
+            }
+        }
+        managed.extend(extra.iter().map(|(h, _)| canonical(h.as_str())));
+        if pass_authorization_header {
+            managed.push("authorization".into());
+        }
+        Self {
+            user_claim,
+            email_claim,
+            preferred_username_claim,
+            groups_claim,
+            pass_access_token,
+            pass_authorization_header,
+            extra,
+            managed,
+        }
+    }
+
+    /// Whether `name` (any case, `_` or `-`) is a header this gateway controls.
+    pub fn is_managed(&self, name: &str) -> bool {
+        let name = canonical(name);
+        self.managed.iter().any(|m| *m == name)
+    }
+
+    /// Remove every managed header the client sent. Returns the names removed (for a log line;
+    /// names only, never values).
+    pub fn strip(&self, req: &mut RequestHeader) -> Vec<String> {
+        let forged: Vec<String> = req
+            .headers
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| self.is_managed(k))
+            .map(str::to_string)
+            .collect();
+        for name in &forged {
+            req.remove_header(name.as_str());
+        }
+        forged
+    }
+
+    /// The `(name, value)` identity headers under `prefix`, plus the extra mapping when
+    /// `with_extra`. Claims whose value cannot be a header value (control characters) are left out.
+    pub fn headers_for(
+        &self,
+        identity: &Identity,
+        access_token: Option<&Secret>,
+        prefix: &str,
+        with_extra: bool,
+    ) -> Vec<(String, HeaderValue)> {
+        let mut out = Vec::with_capacity(6);
+        let mut push = |name: String, text: Option<String>| {
+            if let Some(v) = text.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                out.push((name, v));
+            }
+        };
+        push(
+            format!("{prefix}{USER}"),
+            identity.claim_text(&self.user_claim),
+        );
+        push(
+            format!("{prefix}{EMAIL}"),
+            identity.claim_text(&self.email_claim),
+        );
+        push(
+            format!("{prefix}{PREFERRED_USERNAME}"),
+            identity.claim_text(&self.preferred_username_claim),
+        );
+        push(
+            format!("{prefix}{GROUPS}"),
+            identity.claim_text(&self.groups_claim),
+        );
+        if self.pass_access_token {
+            push(
+                format!("{prefix}{ACCESS_TOKEN}"),
+                access_token.map(|t| t.expose().to_string()),
+            );
+        }
+        if with_extra {
+            for (header, claim) in &self.extra {
+                push(header.as_str().to_string(), identity.claim_text(claim));
+            }
+        }
+        out
+    }
+
+    /// Set the identity headers on a request bound upstream (after [`Self::strip`]).
+    pub fn inject(
+        &self,
+        req: &mut RequestHeader,
+        identity: &Identity,
+        access_token: Option<&Secret>,
+    ) -> pingora::Result<()> {
+        for (name, value) in self.headers_for(identity, access_token, FORWARDED_PREFIX, true) {
+            req.insert_header(name, value)?;
+        }
+        if self.pass_authorization_header {
+            if let Some(v) = access_token
+                .and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok())
+            {
+                req.insert_header(http::header::AUTHORIZATION, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case, `_` read as `-`: the spelling every comparison of header names uses.
+fn canonical(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapping() -> HeaderMapping {
+        HeaderMapping::new(
+            "sub".into(),
+            "email".into(),
+            "preferred_username".into(),
+            "groups".into(),
+            false,
+            false,
+            vec![(HeaderName::from_static("x-user-name"), "name".into())],
+        )
+    }
+
+    fn alice() -> Identity {
+        let claims = json!({"sub":"alice","email":"a@example.test","groups":["admins","users"],"name":"Alice\r\nX-Evil: 1"});
+        Identity {
+            subject: "alice".into(),
+            claims: claims.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn strips_every_spelling_of_managed_headers() {
+        let m = mapping();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for h in [
+            "X-Forwarded-User",
+            "x_forwarded_user",
+            "X_FORWARDED_EMAIL",
+            "x-auth-request-user",
+            "X-User-Name",
+            "X-Forwarded-Access_Token",
+        ] {
+            req.append_header(h.to_string(), "forged").unwrap();
+        }
+        req.append_header("X-Forwarded-For", "10.0.0.1").unwrap();
+        let removed = m.strip(&mut req);
+        assert_eq!(removed.len(), 6, "{removed:?}");
+        assert_eq!(req.headers.len(), 1);
+        assert!(req.headers.get("x-forwarded-for").is_some());
+    }
+
+    #[test]
+    fn injects_identity_and_skips_unsafe_values() {
+        let m = mapping();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        m.inject(&mut req, &alice(), None).unwrap();
+        assert_eq!(req.headers["x-forwarded-user"], "alice");
+        assert_eq!(req.headers["x-forwarded-email"], "a@example.test");
+        assert_eq!(req.headers["x-forwarded-groups"], "admins,users");
+        assert!(req.headers.get("x-forwarded-preferred-username").is_none());
+        // The name claim carries CR LF: no header rather than a split header.
+        assert!(req.headers.get("x-user-name").is_none());
+        assert!(req.headers.get("x-forwarded-access-token").is_none());
+    }
+}

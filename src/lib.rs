@@ -1,0 +1,46 @@
+//! authgate: a reverse-proxy OpenID Connect authentication gateway on Cloudflare's pingora.
+//!
+//! It sits in front of upstream apps that have no login of their own: browsers are logged in
+//! with the authorization-code flow (PKCE, state, nonce), sessions live in moka, and the upstream
+//! receives who the user is in `X-Forwarded-*` headers it can trust, because the gateway strips
+//! any the client sent.
+//!
+//! A request's path through the code:
+//! [`proxy`] (pingora phases) → [`routes`] (normalize, classify) → [`endpoints`] (the gateway's
+//! own `/oauth2/*`) or [`auth`] (session cookie) → [`oidc::login`] when a browser must log in →
+//! [`identity`] (strip, then set headers) → the [`upstream`].
+//!
+//! The map, one line per module:
+//! - [`config`]: `gateway.toml` → validated [`config::Config`]; every error reported at once.
+//! - [`server`]: builds the pingora server (proxy, admin listener, background services).
+//! - [`gateway`]: the shared state that outlives a request (config, store, provider, HTTP client).
+//! - [`proxy`]: the `ProxyHttp` implementation; phase methods that delegate.
+//! - [`routes`]: path normalization and route matching (public, protected, api).
+//! - [`auth`]: what credential a request carries and whether it is valid.
+//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`.
+//! - [`oidc`]: provider discovery and keys, login, callback, same-site redirect checks.
+//! - [`session`]: session ids, the `SessionStore` trait, the moka store, cookies.
+//! - [`identity`]: the verified identity and the headers derived from it.
+//! - [`upstream`]: resolved upstream addresses and pingora peers.
+//! - [`admin`]: `/healthz` and `/readyz` on the admin listener.
+//! - [`error`]: every refusal as one enum, mapped to HTTP answers in one place.
+//! - [`reply`]: responses the gateway writes itself.
+//! - [`secret`]: a string type that never prints its value.
+//! - [`http_client`]: the one HTTP client for calls to the provider (timeouts, no redirects).
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod gateway;
+pub mod http_client;
+pub mod identity;
+pub mod oidc;
+pub mod proxy;
+pub mod reply;
+pub mod routes;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod upstream;

@@ -1,0 +1,77 @@
+//! `authgate -c gateway.toml`: run the gateway. `authgate -c gateway.toml --test`: check the
+//! configuration, print every problem, exit 0 or 64.
+
+use authgate::config::{Config, LogFormat};
+use authgate::server::{self, RunOptions};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status for a bad configuration (EX_USAGE, as linkerd and sysexits.h).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+/// A reverse-proxy OpenID Connect authentication gateway.
+#[derive(Debug, Parser)]
+#[command(name = "authgate", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        short = 'c',
+        long = "conf",
+        value_name = "FILE",
+        default_value = "gateway.toml"
+    )]
+    conf: PathBuf,
+    /// Check the configuration and exit: 0 when valid, 64 with every problem listed otherwise.
+    #[arg(short = 't', long = "test")]
+    test: bool,
+    /// Take over the listening sockets of a running authgate (graceful binary upgrade); send
+    /// SIGQUIT to the old process after starting the new one with this flag.
+    #[arg(short = 'u', long = "upgrade")]
+    upgrade: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.conf) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if cli.test {
+        println!("{}: configuration ok", cli.conf.display());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config.server.log_level, config.server.log_format);
+    let options = RunOptions {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+    };
+    match server::build(config, options) {
+        Ok((server, _gateway)) => {
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "authgate starting");
+            server.run_forever()
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", cli.conf.display());
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTHGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,199 @@
+//! The OpenID provider as the gateway knows it: discovery metadata and signing keys, loaded in
+//! the background and swapped atomically.
+//!
+//! The gateway starts and serves without the provider: until a first load succeeds,
+//! [`Provider::snapshot`] is `None`, login answers 503 and `/readyz` is not ready. Loading retries
+//! with exponential backoff (1 s doubling up to `oidc.retry_max_backoff`), and once loaded, the
+//! metadata and keys are refreshed every `oidc.refresh_interval`; a failed refresh keeps the last
+//! good snapshot. A login attempt while nothing is loaded wakes the loader at once.
+
+use crate::config::OidcSettings;
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use url::Url;
+
+/// Discovery fields openidconnect's core metadata type does not carry.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExtraMetadata {
+    pub end_session_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    pub introspection_endpoint: Option<Url>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+/// One consistent view of the provider: metadata with its key set.
+#[derive(Debug)]
+pub struct ProviderSnapshot {
+    /// Includes the JWKS (`jwks()`).
+    pub metadata: CoreProviderMetadata,
+    pub extra: ExtraMetadata,
+    /// The JWKS document as fetched, for verifiers other than openidconnect's.
+    pub jwks_json: bytes::Bytes,
+    pub key_count: usize,
+}
+
+/// Why loading the provider failed. Messages carry URLs and statuses, never secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} returned an invalid document: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("discovery names issuer {found:?}, configured is {configured:?}")]
+    IssuerMismatch { found: String, configured: String },
+}
+
+/// The provider, shared by the proxy and the loader.
+pub struct Provider {
+    settings: OidcSettings,
+    http: reqwest::Client,
+    current: ArcSwapOption<ProviderSnapshot>,
+    wake: Notify,
+}
+
+impl Provider {
+    pub fn new(settings: OidcSettings, http: reqwest::Client) -> Self {
+        Self {
+            settings,
+            http,
+            current: ArcSwapOption::empty(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The loaded metadata and keys, if any.
+    pub fn snapshot(&self) -> Option<Arc<ProviderSnapshot>> {
+        self.current.load_full()
+    }
+
+    /// Ask the background loader to try now (used when a login finds nothing loaded).
+    pub fn request_load(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The discovery document URL for the configured issuer.
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// Fetch discovery and the JWKS once.
+    pub async fn fetch(&self) -> Result<ProviderSnapshot, ProviderError> {
+        let discovery_url = self.discovery_url();
+        let doc = self.get(&discovery_url).await?;
+        let invalid = |url: &str, e: serde_json::Error| ProviderError::Invalid {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        let metadata: CoreProviderMetadata =
+            serde_json::from_slice(&doc).map_err(|e| invalid(&discovery_url, e))?;
+        let extra: ExtraMetadata =
+            serde_json::from_slice(&doc).map_err(|e| invalid(&discovery_url, e))?;
+        let configured = self.settings.issuer.as_str().trim_end_matches('/');
+        let found = metadata.issuer().as_str().trim_end_matches('/');
+        if found != configured {
+            return Err(ProviderError::IssuerMismatch {
+                found: found.into(),
+                configured: configured.into(),
+            });
+        }
+        let jwks_url = metadata.jwks_uri().url().to_string();
+        let jwks_json = self.get(&jwks_url).await?;
+        let jwks: CoreJsonWebKeySet =
+            serde_json::from_slice(&jwks_json).map_err(|e| invalid(&jwks_url, e))?;
+        let key_count = jwks.keys().len();
+        Ok(ProviderSnapshot {
+            metadata: metadata.set_jwks(jwks),
+            extra,
+            jwks_json,
+            key_count,
+        })
+    }
+
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, ProviderError> {
+        let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        let resp = self
+            .http
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            return Err(ProviderError::Status {
+                url: url.to_string(),
+                status: resp.status().as_u16(),
+            });
+        }
+        resp.bytes().await.map_err(unreachable)
+    }
+
+    /// Load once, storing the result on success. Returns whether it succeeded.
+    pub async fn load(&self) -> bool {
+        match self.fetch().await {
+            Ok(snapshot) => {
+                tracing::info!(
+                    issuer = %self.settings.issuer,
+                    keys = snapshot.key_count,
+                    "provider metadata and keys loaded"
+                );
+                self.current.store(Some(Arc::new(snapshot)));
+                true
+            }
+            Err(e) => {
+                let kept = self.current.load().is_some();
+                tracing::warn!(error = %e, keeping_previous = kept, "loading provider metadata failed");
+                false
+            }
+        }
+    }
+}
+
+/// The background task that loads and refreshes the provider.
+pub struct ProviderLoader(pub Arc<Provider>);
+
+#[async_trait]
+impl BackgroundService for ProviderLoader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let provider = &self.0;
+        let max_backoff = provider
+            .settings
+            .retry_max_backoff
+            .max(Duration::from_secs(1));
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let wait = if provider.load().await {
+                backoff = Duration::from_secs(1);
+                provider.settings.refresh_interval
+            } else {
+                let w = backoff;
+                backoff = (backoff * 2).min(max_backoff);
+                w
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = provider.wake.notified() => {
+                    // Woken by a login while nothing is loaded: a short pause keeps a burst of
+                    // logins from turning into a burst of discovery calls.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The pingora [`ProxyHttp`] implementation. Each phase is a few lines that delegate:
+//!
+//! - `request_filter`: [`admit`](AuthProxy::admit) — gateway endpoints, route classification,
+//!   authentication; answers early (`Ok(true)`) with a redirect, 401 or error;
+//! - `upstream_peer`: the route's upstream;
+//! - `upstream_request_filter`: strip forged identity headers and the gateway's cookies, then set
+//!   the identity headers ([`crate::identity`]);
+//! - `logging`: one access-log line.
+
+use crate::auth::{self, Authenticated};
+use crate::config::Config;
+use crate::endpoints;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::oidc::{login, redirect};
+use crate::reply::Reply;
+use crate::routes::{normalize_path, AuthPolicy, Route};
+use crate::session::cookie;
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The proxy service.
+pub struct AuthProxy {
+    pub gateway: Arc<Gateway>,
+}
+
+/// State of one request.
+pub struct RequestCtx {
+    /// The configuration this request started with (a reload does not change it mid-request).
+    pub config: Arc<Config>,
+    pub route: Option<Arc<Route>>,
+    pub auth: Option<Authenticated>,
+    /// What the gateway decided, for the access log.
+    pub outcome: &'static str,
+    pub started: Instant,
+}
+
+/// What `admit` decided.
+enum Admission {
+    /// Go on to the upstream.
+    Proxy,
+    /// Answer with this reply and stop.
+    Answer(Reply),
+}
+
+impl AuthProxy {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+
+    /// Decide what happens to a request: a gateway endpoint, a public route, an authenticated
+    /// request, or a refusal (login redirect or 401).
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Admission {
+        let config = ctx.config.clone();
+        let gw = &self.gateway;
+        let req = session.req_header();
+        let browser = auth::wants_html(req);
+        let login_url = format!("{}/start", config.server.endpoint_prefix);
+        let refuse = |ctx: &mut RequestCtx, e: GatewayError| {
+            ctx.outcome = if e.status() == 401 {
+                "unauthorized"
+            } else {
+                "error"
+            };
+            tracing::info!(status = e.status(), error = e.code(), "request refused");
+            Admission::Answer(e.reply(browser, &login_url))
+        };
+
+        if cookie::header_len(req) > config.server.max_cookie_header_bytes {
+            return refuse(ctx, GatewayError::CookieTooLarge);
+        }
+        let Ok(path) = normalize_path(req.uri.path()) else {
+            return refuse(ctx, GatewayError::BadPath);
+        };
+        if let Some(sub_path) = path
+            .strip_prefix(config.server.endpoint_prefix.as_str())
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            ctx.outcome = "endpoint";
+            let reply = endpoints::handle(gw, &config, session, sub_path).await;
+            return Admission::Answer(reply);
+        }
+
+        let route = config.routes.classify(req.method.as_str(), &path);
+        ctx.route = Some(route.clone());
+        if route.auth == AuthPolicy::Public {
+            ctx.outcome = "proxied";
+            return Admission::Proxy;
+        }
+        if let Some(who) = auth::from_session_cookie(gw, &config, req).await {
+            ctx.auth = Some(who);
+            ctx.outcome = "proxied";
+            return Admission::Proxy;
+        }
+        if route.auth == AuthPolicy::Protected && browser {
+            let return_to =
+                redirect::safe_return_to(req.uri.path_and_query().map_or("/", |pq| pq.as_str()));
+            let login_cookie = cookie::find(req, &config.session.cookies.login_name);
+            return match login::begin(gw, &config, login_cookie, return_to).await {
+                Ok(reply) => {
+                    ctx.outcome = "redirected_to_login";
+                    Admission::Answer(reply)
+                }
+                Err(e) => refuse(ctx, e),
+            };
+        }
+        refuse(ctx, GatewayError::Unauthenticated)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for AuthProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx {
+            config: self.gateway.config.load_full(),
+            route: None,
+            auth: None,
+            outcome: "error",
+            started: Instant::now(),
+        }
+    }
+
+    /// `Ok(true)`: the gateway answered; `Ok(false)`: proxy to the upstream.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        match self.admit(session, ctx).await {
+            Admission::Proxy => Ok(false),
+            Admission::Answer(reply) => {
+                reply.send(session).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+        Ok(route.upstream.peer())
+    }
+
+    /// Strip, then set: forged identity headers and the gateway's cookies never reach the upstream.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let config = &ctx.config;
+        let forged = config.headers.strip(upstream_request);
+        if !forged.is_empty() {
+            tracing::warn!(headers = ?forged, "removed identity headers sent by the client");
+        }
+        let cookies = &config.session.cookies;
+        cookie::strip(
+            upstream_request,
+            &[&cookies.session_name, &cookies.login_name],
+        );
+        if let Some(who) = &ctx.auth {
+            config
+                .headers
+                .inject(upstream_request, who.identity(), who.access_token())?;
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let outcome = if e.is_some() && ctx.outcome == "proxied" {
+            "error"
+        } else {
+            ctx.outcome
+        };
+        tracing::info!(
+            target: "access",
+            method = %session.req_header().method,
+            status,
+            route = ctx.route.as_ref().map_or("-", |r| r.name.as_str()),
+            outcome,
+            auth = ctx.auth.as_ref().map_or("none", |a| a.method()),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+}

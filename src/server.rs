@@ -1,0 +1,82 @@
+//! Assembling the pingora server: the proxy listener (plain or TLS), the admin listener and the
+//! background services, from a validated [`Config`].
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::oidc::provider::ProviderLoader;
+use crate::proxy::AuthProxy;
+use pingora::apps::http_app::HttpServer;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::sync::Arc;
+
+/// Process-level options that are not part of `gateway.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Take over the listeners of a running authgate (pingora graceful upgrade).
+    pub upgrade: bool,
+    /// Detach and run in the background.
+    pub daemon: bool,
+}
+
+/// Build the server for `config`; call `run_forever` on the result.
+pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway>), String> {
+    let conf = ServerConf {
+        threads: config.server.threads,
+        pid_file: config.server.pid_file.clone(),
+        upgrade_sock: config.server.upgrade_sock.clone(),
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
+        daemon: options.daemon,
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let listen = config.server.listen.to_string();
+    let admin_listen = config.server.admin_listen.to_string();
+    let tls = config.server.tls.clone();
+    let gateway = Gateway::new(config);
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        AuthProxy::new(gateway.clone()),
+        "authgate proxy",
+    );
+    match tls {
+        Some(files) => {
+            let mut settings = TlsSettings::intermediate(&files.cert_file, &files.key_file)
+                .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
+            settings.enable_h2();
+            proxy.add_tls_with_settings(&listen, None, settings);
+        }
+        None => proxy.add_tcp(&listen),
+    }
+
+    let mut admin = Service::new(
+        "authgate admin".to_string(),
+        HttpServer::new_app(AdminApp {
+            gateway: gateway.clone(),
+        }),
+    );
+    admin.add_tcp(&admin_listen);
+
+    let loader = background_service(
+        "provider metadata loader",
+        ProviderLoader(gateway.provider.clone()),
+    );
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(loader);
+    Ok((server, gateway))
+}

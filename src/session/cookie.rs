@@ -1,0 +1,243 @@
+//! The gateway's cookies: reading them from a request, writing `Set-Cookie`, and removing them
+//! from what goes upstream.
+//!
+//! Two cookies: the session cookie (a [`super::SessionId`]) and the login cookie, which binds
+//! pending logins to the browser that started them: it lists their `state` values, newest first,
+//! at most `max_pending_logins`, so parallel XHRs after an expiry replace entries in one cookie
+//! instead of piling up cookies (mod_auth_openidc #331).
+
+use cookie::{Cookie, SameSite};
+use pingora::http::RequestHeader;
+use std::time::Duration;
+
+/// Cookie attributes from `[session]`.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub session_name: String,
+    pub login_name: String,
+    pub domain: Option<String>,
+    pub path: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+    /// Max-Age of the session cookie: the session's absolute lifetime.
+    pub session_max_age: Duration,
+    /// Max-Age of the login cookie: the login timeout.
+    pub login_max_age: Duration,
+    pub max_pending_logins: usize,
+}
+
+impl CookieSettings {
+    /// `Set-Cookie` for a new session.
+    pub fn session_cookie(&self, value: &str) -> String {
+        self.build(
+            &self.session_name,
+            value,
+            self.session_max_age,
+            self.same_site,
+        )
+    }
+
+    /// `Set-Cookie` removing the session cookie.
+    pub fn clear_session_cookie(&self) -> String {
+        self.build(&self.session_name, "", Duration::ZERO, self.same_site)
+    }
+
+    /// `Set-Cookie` for the login cookie holding `states` (removal when empty).
+    ///
+    /// The login cookie is `SameSite=Lax` at most: with `Strict` the browser would not send it
+    /// on the provider's redirect back, and with `response_mode=form_post` (a cross-site POST)
+    /// it must be `None`, which needs `Secure`.
+    pub fn login_cookie(&self, states: &[String], form_post: bool) -> String {
+        let same_site = if form_post {
+            SameSite::None
+        } else if self.same_site == SameSite::Strict {
+            SameSite::Lax
+        } else {
+            self.same_site
+        };
+        if states.is_empty() {
+            return self.build(&self.login_name, "", Duration::ZERO, same_site);
+        }
+        self.build(
+            &self.login_name,
+            &states.join("."),
+            self.login_max_age,
+            same_site,
+        )
+    }
+
+    /// The states in a login cookie value, newest first, plus `new_state` in front and the
+    /// oldest dropped beyond the cap.
+    pub fn add_login_state(&self, current: Option<&str>, new_state: &str) -> Vec<String> {
+        let mut states = vec![new_state.to_string()];
+        states.extend(login_states(current));
+        states.truncate(self.max_pending_logins.max(1));
+        states
+    }
+
+    fn build(&self, name: &str, value: &str, max_age: Duration, same_site: SameSite) -> String {
+        let mut c = Cookie::build((name.to_string(), value.to_string()))
+            .path(self.path.clone())
+            .http_only(true)
+            .secure(self.secure || same_site == SameSite::None)
+            .same_site(same_site)
+            .max_age(cookie::time::Duration::seconds(max_age.as_secs() as i64));
+        if let Some(domain) = &self.domain {
+            c = c.domain(domain.clone());
+        }
+        c.build().to_string()
+    }
+}
+
+/// The state values a login cookie holds (well-formed ones only).
+pub fn login_states(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split('.')
+        .filter(|s| {
+            s.len() == 43
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value of the first cookie called `name` in the request's `Cookie` headers.
+/// Malformed cookie pairs are skipped, never an error.
+pub fn find<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+}
+
+/// Total bytes of the request's `Cookie` headers.
+pub fn header_len(req: &RequestHeader) -> usize {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.len())
+        .sum()
+}
+
+/// Remove the cookies called any of `names` from the request (the upstream never sees the
+/// gateway's cookies). Other cookies are kept byte for byte.
+pub fn strip(req: &mut RequestHeader, names: &[&str]) {
+    let values: Vec<_> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let is_ours = |pair: &[u8]| {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
+        let name = name.trim_ascii();
+        names.iter().any(|n| n.as_bytes() == name)
+    };
+    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut changed = false;
+    for v in &values {
+        for pair in v.split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                continue;
+            }
+            if is_ours(pair) {
+                changed = true;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let joined = kept.join(&b"; "[..]);
+        if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
+            let _ = req.insert_header(http::header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CookieSettings {
+        CookieSettings {
+            session_name: "_authgate".into(),
+            login_name: "_authgate_login".into(),
+            domain: None,
+            path: "/".into(),
+            secure: true,
+            same_site: SameSite::Lax,
+            session_max_age: Duration::from_secs(3600),
+            login_max_age: Duration::from_secs(600),
+            max_pending_logins: 3,
+        }
+    }
+
+    fn req(cookies: &[&str]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for c in cookies {
+            r.append_header("Cookie", *c).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn finds_and_strips_only_our_cookies() {
+        let mut r = req(&["a=1; _authgate=xyz", "_authgate_login=s; b=2;;garbage"]);
+        assert_eq!(find(&r, "_authgate"), Some("xyz"));
+        assert_eq!(find(&r, "_authgate_login"), Some("s"));
+        assert_eq!(find(&r, "c"), None);
+        strip(&mut r, &["_authgate", "_authgate_login"]);
+        assert_eq!(r.headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(r.headers["cookie"], "a=1; b=2; garbage");
+        let mut only_ours = req(&["_authgate=1"]);
+        strip(&mut only_ours, &["_authgate"]);
+        assert!(only_ours.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let s = settings();
+        let c = s.session_cookie("v");
+        for attr in [
+            "_authgate=v",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=3600",
+        ] {
+            assert!(c.contains(attr), "{c} lacks {attr}");
+        }
+        assert!(s.clear_session_cookie().contains("Max-Age=0"));
+        let form_post = s.login_cookie(&["x".repeat(43)], true);
+        assert!(form_post.contains("SameSite=None") && form_post.contains("Secure"));
+    }
+
+    #[test]
+    fn login_cookie_is_capped_newest_first() {
+        let s = settings();
+        let st = |c: char| c.to_string().repeat(43);
+        let mut states = Vec::new();
+        for c in ['a', 'b', 'c', 'd'] {
+            let joined = states.join(".");
+            states = s.add_login_state(Some(&joined), &st(c));
+        }
+        assert_eq!(states, vec![st('d'), st('c'), st('b')]);
+        assert_eq!(login_states(Some("short.@@@.")), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,173 @@
+//! Browser sessions: what a logged-in browser is, where it is kept, and how its cookie looks.
+//!
+//! - [`SessionId`]: 256 random bits, the only thing the session cookie carries (no tokens in
+//!   cookies, so they stay small: oauth2-proxy #644). The store is keyed by its SHA-256
+//!   ([`SessionKey`]), so a dump of the store holds no usable cookie.
+//! - [`Session`]: identity, tokens, `sid`, and the absolute expiry; idle expiry is the store's.
+//! - [`SessionStore`]: the storage contract (moka now, Redis for several replicas later), which
+//!   also holds pending logins so a callback can land on any replica that shares the store.
+//! - [`cookie`]: reading and writing the gateway's cookies.
+
+pub mod cookie;
+pub mod memory;
+
+use crate::identity::Identity;
+use crate::secret::Secret;
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A random value of 256 bits, base64url without padding (43 characters): session ids,
+/// `state`, `nonce`.
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// The session id as the browser holds it. Never logged.
+#[derive(Clone)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    /// Parse a cookie value; anything but exactly 32 base64url bytes is `None`.
+    pub fn decode(value: &str) -> Option<Self> {
+        if value.len() != 43 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(value, &mut out) {
+            Ok(32) => Some(Self(out)),
+            _ => None,
+        }
+    }
+
+    pub fn encode(&self) -> Secret {
+        Secret::new(URL_SAFE_NO_PAD.encode(self.0))
+    }
+
+    pub fn key(&self) -> SessionKey {
+        SessionKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+/// SHA-256 of a [`SessionId`]: the store key. Safe to log in short form ([`SessionKey::short`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl SessionKey {
+    /// The first 8 bytes in hex: enough to correlate log lines, useless as a credential.
+    pub fn short(&self) -> String {
+        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({})", self.short())
+    }
+}
+
+/// The tokens the provider gave this session.
+#[derive(Debug, Clone)]
+pub struct SessionTokens {
+    pub access_token: Secret,
+    /// Unix seconds, when the provider said (`expires_in`).
+    pub access_token_expires_at: Option<u64>,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Secret,
+}
+
+/// A logged-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub key: SessionKey,
+    pub identity: Arc<Identity>,
+    pub tokens: SessionTokens,
+    /// The provider's session id (`sid` claim), for back-channel logout.
+    pub sid: Option<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds: the absolute end, whatever the activity.
+    pub expires_at: u64,
+}
+
+impl Session {
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// A login that has been sent to the provider and not yet come back.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    pub nonce: Secret,
+    pub pkce_verifier: Secret,
+    /// A same-site path, already checked.
+    pub return_to: String,
+}
+
+/// Why the store failed (only a remote store can).
+#[derive(Debug, thiserror::Error)]
+#[error("session store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Where sessions and pending logins live.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert(&self, session: Arc<Session>) -> Result<(), StoreError>;
+    /// The live session for `key`; expired ones are `None`. Counts as activity (idle timeout).
+    async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError>;
+    async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Remember a pending login under its `state` until the login timeout.
+    async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError>;
+    /// Take (and so consume) the pending login for `state`: a second call gets `None`.
+    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError>;
+    /// Approximate number of live sessions.
+    fn session_count(&self) -> u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_round_trip_and_garbage_is_none() {
+        let id = SessionId::generate();
+        let text = id.encode();
+        assert_eq!(text.expose().len(), 43);
+        let back = SessionId::decode(text.expose()).unwrap();
+        assert!(back.key() == id.key());
+        for garbage in [
+            "",
+            "x",
+            "%%%",
+            &"A".repeat(44),
+            &"*".repeat(43),
+            "é".repeat(21).as_str(),
+        ] {
+            assert!(SessionId::decode(garbage).is_none(), "{garbage}");
+        }
+        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
+    }
+}
