@@ -58,23 +58,16 @@ impl AuthProxy {
         let config = ctx.config.clone();
         let gw = &self.gateway;
         let req = session.req_header();
-        let browser = auth::wants_html(req);
-        let login_url = format!("{}/start", config.server.endpoint_prefix);
-        let refuse = |ctx: &mut RequestCtx, e: GatewayError| {
-            ctx.outcome = if e.status() == 401 {
-                "unauthorized"
-            } else {
-                "error"
-            };
-            tracing::info!(status = e.status(), error = e.code(), "request refused");
-            Admission::Answer(e.reply(browser, &login_url))
+        let mut browser = auth::wants_html(req);
+        let refuse = |ctx: &mut RequestCtx, e: GatewayError, browser: bool| {
+            refusal(ctx, &config.server.endpoint_prefix, e, browser)
         };
 
         if cookie::header_len(req) > config.server.max_cookie_header_bytes {
-            return refuse(ctx, GatewayError::CookieTooLarge);
+            return refuse(ctx, GatewayError::CookieTooLarge, browser);
         }
         let Ok(path) = normalize_path(req.uri.path()) else {
-            return refuse(ctx, GatewayError::BadPath);
+            return refuse(ctx, GatewayError::BadPath, browser);
         };
         if let Some(sub_path) = path
             .strip_prefix(config.server.endpoint_prefix.as_str())
@@ -87,6 +80,8 @@ impl AuthProxy {
 
         let route = config.routes.classify(req.method.as_str(), &path);
         ctx.route = Some(route.clone());
+        // API routes answer programs: JSON errors, never a login page or redirect.
+        browser &= route.auth != AuthPolicy::Api;
         if route.auth == AuthPolicy::Public {
             ctx.outcome = "proxied";
             return Admission::Proxy;
@@ -105,11 +100,22 @@ impl AuthProxy {
                     ctx.outcome = "redirected_to_login";
                     Admission::Answer(reply)
                 }
-                Err(e) => refuse(ctx, e),
+                Err(e) => refuse(ctx, e, browser),
             };
         }
-        refuse(ctx, GatewayError::Unauthenticated)
+        refuse(ctx, GatewayError::Unauthenticated, browser)
     }
+}
+
+/// Answer `e`, recording the outcome for the access log.
+fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -> Admission {
+    ctx.outcome = if e.status() == 401 {
+        "unauthorized"
+    } else {
+        "error"
+    };
+    tracing::info!(status = e.status(), error = e.code(), "request refused");
+    Admission::Answer(e.reply(browser, &format!("{prefix}/start")))
 }
 
 #[async_trait]

@@ -1,0 +1,639 @@
+//! Test harness: the real `authgate` binary, a real OpenID provider (npm `oidc-provider`, in
+//! `tests/support/op.mjs`), the echo upstream (`tests/support/upstream.mjs`) and, for negative
+//! cases, a deliberately broken provider (`tests/support/rogue-op.mjs`). Everything listens on
+//! 127.0.0.1 with ports picked per test, and every process is killed when its handle drops.
+#![allow(dead_code)]
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use url::Url;
+
+pub const BASIC_CLIENT: &str = "gw-basic";
+pub const POST_CLIENT: &str = "gw-post";
+pub const PUBLIC_CLIENT: &str = "gw-public";
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+
+pub fn support_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support")
+}
+
+/// Install the pinned npm packages once (the CI script does it first; this covers `cargo test`
+/// run by hand on a fresh checkout).
+pub fn ensure_node_deps() {
+    static DONE: Mutex<bool> = Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return;
+    }
+    let dir = support_dir();
+    if !dir.join("node_modules/oidc-provider").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm must be installed");
+        assert!(status.success(), "npm ci in tests/support failed");
+    }
+    *done = true;
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Node server from tests/support, with its ready line.
+pub struct NodeServer {
+    _proc: Proc,
+    pub ready: Value,
+}
+
+impl NodeServer {
+    pub fn start(script: &str, args: &[&str]) -> NodeServer {
+        ensure_node_deps();
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(support_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{script} did not become ready"));
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("{script} printed {line:?} instead of its ready line"));
+        NodeServer {
+            _proc: Proc { child },
+            ready,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.ready["port"].as_u64().unwrap() as u16
+    }
+
+    pub fn issuer(&self) -> String {
+        self.ready["issuer"].as_str().unwrap().to_string()
+    }
+}
+
+/// The three clients the OP knows, all redirecting to the gateway on `gw_port`.
+pub fn op_clients(gw_port: u16) -> Value {
+    let base = format!("http://127.0.0.1:{gw_port}");
+    let common = |id: &str, method: &str| {
+        let mut c = json!({
+            "client_id": id,
+            "token_endpoint_auth_method": method,
+            "redirect_uris": [format!("{base}/oauth2/callback")],
+            "post_logout_redirect_uris": [format!("{base}/logged-out")],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "backchannel_logout_uri": format!("{base}/oauth2/backchannel-logout"),
+            "backchannel_logout_session_required": true,
+        });
+        if method != "none" {
+            c["client_secret"] = json!(CLIENT_SECRET);
+        }
+        c
+    };
+    json!([
+        common(BASIC_CLIENT, "client_secret_basic"),
+        common(POST_CLIENT, "client_secret_post"),
+        common(PUBLIC_CLIENT, "none"),
+    ])
+}
+
+/// Start the real OpenID provider; `port` 0 for any.
+pub fn start_op(gw_port: u16, port: u16, extra: Value) -> (NodeServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = json!({"port": port, "clients": op_clients(gw_port)});
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let path = dir.path().join("op.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let op = NodeServer::start("op.mjs", &[path.to_str().unwrap()]);
+    (op, dir)
+}
+
+pub fn start_upstream() -> NodeServer {
+    NodeServer::start("upstream.mjs", &["0"])
+}
+
+/// The real authgate binary with a generated configuration.
+pub struct Gateway {
+    _proc: Proc,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+    pub config_path: PathBuf,
+}
+
+impl Gateway {
+    /// Start authgate with `toml` (which must use `port` and `admin_port`), wait for /healthz.
+    pub fn start_with(toml: String, port: u16, admin_port: u16) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, toml).unwrap();
+        let log = dir.path().join("authgate.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+            .arg("-c")
+            .arg(&config_path)
+            .env("AUTHGATE_LOG", "debug,pingora_core=warn,pingora_proxy=warn")
+            .env("AUTHGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            _proc: Proc { child },
+            port,
+            admin_port,
+            dir,
+            log,
+            config_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(resp) = raw_get_status(&gw.admin_url("/healthz")) {
+                if resp == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "authgate did not start:\n{}",
+                gw.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gw
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until /readyz answers 200.
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(self.admin_url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "authgate never became ready:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The status of a plain HTTP/1.0 GET (blocking; used while waiting for startup).
+pub fn raw_get_status(url: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let u = Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap()))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(s, "GET {} HTTP/1.0\r\nHost: x\r\n\r\n", u.path())?;
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    Ok(buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Settings of one test environment.
+pub struct EnvOptions {
+    pub client_id: &'static str,
+    pub auth_method: &'static str,
+    pub response_mode: &'static str,
+    pub scopes: Vec<&'static str>,
+    /// Appended to the generated gateway.toml.
+    pub extra_toml: String,
+    /// Extra keys of the OP's config.
+    pub op_extra: Value,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            client_id: BASIC_CLIENT,
+            auth_method: "client_secret_basic",
+            response_mode: "query",
+            scopes: vec!["openid", "profile", "email", "groups"],
+            extra_toml: String::new(),
+            op_extra: json!({}),
+        }
+    }
+}
+
+/// An OP, an upstream and a gateway wired together.
+pub struct Env {
+    pub op: NodeServer,
+    pub upstream: NodeServer,
+    pub gw: Gateway,
+    _op_dir: tempfile::TempDir,
+}
+
+pub fn gateway_toml(
+    port: u16,
+    admin_port: u16,
+    issuer: &str,
+    upstream_port: u16,
+    opts: &EnvOptions,
+) -> String {
+    let secret = if opts.auth_method == "none" {
+        String::new()
+    } else {
+        "client_secret = \"${AUTHGATE_TEST_CLIENT_SECRET}\"".to_string()
+    };
+    let scopes: Vec<String> = opts.scopes.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
+threads = 1
+pid_file = "/tmp/authgate-test-{port}.pid"
+upgrade_sock = "/tmp/authgate-test-{port}.sock"
+grace_period = "0s"
+
+[upstream]
+url = "http://127.0.0.1:{upstream_port}"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "{client}"
+{secret}
+redirect_url = "http://127.0.0.1:{port}/oauth2/callback"
+scopes = [{scopes}]
+token_endpoint_auth_method = "{method}"
+response_mode = "{mode}"
+retry_max_backoff = "1s"
+
+[session]
+cookie_secure = false
+
+[headers.extra]
+"X-Forwarded-Name" = "name"
+
+[[routes]]
+name = "public"
+prefix = "/public"
+auth = "public"
+
+[[routes]]
+name = "api"
+prefix = "/api"
+auth = "api"
+{extra}
+"#,
+        client = opts.client_id,
+        method = opts.auth_method,
+        mode = opts.response_mode,
+        scopes = scopes.join(", "),
+        extra = opts.extra_toml,
+    )
+}
+
+impl Env {
+    pub fn start(opts: EnvOptions) -> Env {
+        let port = free_port();
+        let admin_port = free_port();
+        let (op, op_dir) = start_op(port, 0, opts.op_extra.clone());
+        let upstream = start_upstream();
+        let toml = gateway_toml(port, admin_port, &op.issuer(), upstream.port(), &opts);
+        let gw = Gateway::start_with(toml, port, admin_port);
+        Env {
+            op,
+            upstream,
+            gw,
+            _op_dir: op_dir,
+        }
+    }
+}
+
+/// One stored cookie.
+#[derive(Debug, Clone)]
+pub struct StoredCookie {
+    pub name: String,
+    pub value: String,
+    pub path: String,
+    /// The full Set-Cookie line, for attribute assertions.
+    pub raw: String,
+}
+
+/// An HTTP client that behaves like a browser for cookies (name + path; like browsers, not by
+/// port) but never follows redirects, so each hop can be asserted.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub cookies: Vec<StoredCookie>,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub url: Url,
+}
+
+impl Resp {
+    pub fn location(&self) -> Url {
+        let loc = self
+            .headers
+            .get("location")
+            .unwrap_or_else(|| panic!("no Location in {} {}", self.status, self.body))
+            .to_str()
+            .unwrap();
+        self.url.join(loc).unwrap()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value.clone())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|c| c.name != name);
+        self.cookies.push(StoredCookie {
+            name: name.into(),
+            value: value.into(),
+            path: "/".into(),
+            raw: String::new(),
+        });
+    }
+
+    fn cookie_header(&self, url: &Url) -> Option<String> {
+        let path = url.path();
+        let pairs: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|c| path.starts_with(&c.path))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    fn store(&mut self, url: &Url, headers: &HeaderMap) {
+        for raw in headers.get_all("set-cookie").iter() {
+            let raw = raw.to_str().unwrap().to_string();
+            let mut parts = raw.split(';');
+            let (name, value) = parts.next().unwrap().trim().split_once('=').unwrap();
+            let mut path = url
+                .path()
+                .rsplit_once('/')
+                .map_or("/", |(p, _)| p)
+                .to_string();
+            if path.is_empty() {
+                path = "/".into();
+            }
+            let mut delete = value.is_empty();
+            for attr in parts {
+                let attr = attr.trim();
+                let lower = attr.to_ascii_lowercase();
+                if let Some(p) = lower.strip_prefix("path=") {
+                    path = attr[5..5 + p.len()].to_string();
+                }
+                if lower == "max-age=0" || lower.starts_with("expires=thu, 01 jan 1970") {
+                    delete = true;
+                }
+            }
+            self.cookies.retain(|c| !(c.name == name && c.path == path));
+            if !delete {
+                self.cookies.push(StoredCookie {
+                    name: name.into(),
+                    value: value.into(),
+                    path,
+                    raw: raw.clone(),
+                });
+            }
+        }
+    }
+
+    pub async fn request(
+        &mut self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(String, String)]>,
+    ) -> Resp {
+        let url = Url::parse(url).unwrap();
+        let mut req = self.client.request(method, url.clone());
+        if let Some(c) = self.cookie_header(&url) {
+            req = req.header("Cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(form) = form {
+            req = req.form(form);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.store(&url, &headers);
+        let body = resp.text().await.unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+            url,
+        }
+    }
+
+    /// GET as a browser (Accept: text/html).
+    pub async fn get(&mut self, url: &str) -> Resp {
+        self.request(Method::GET, url, &[("Accept", "text/html,*/*")], None)
+            .await
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(String, String)]) -> Resp {
+        self.request(Method::POST, url, &[("Accept", "text/html")], Some(form))
+            .await
+    }
+}
+
+/// The first form of an HTML page: its action and fields (hidden ones with their values).
+pub fn parse_form(html: &str, base: &Url) -> (Url, Vec<(String, String)>) {
+    let doc = scraper::Html::parse_document(html);
+    let form_sel = scraper::Selector::parse("form").unwrap();
+    let input_sel = scraper::Selector::parse("input").unwrap();
+    let form = doc
+        .select(&form_sel)
+        .next()
+        .unwrap_or_else(|| panic!("no form in page: {html}"));
+    let action = base
+        .join(form.value().attr("action").unwrap_or(""))
+        .unwrap();
+    let fields = form
+        .select(&input_sel)
+        .filter_map(|i| {
+            let name = i.value().attr("name")?;
+            Some((
+                name.to_string(),
+                i.value().attr("value").unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    (action, fields)
+}
+
+/// Walk the provider's pages from `authorize_url` (login as `user`, consent) until the
+/// provider sends the browser back to the gateway. Returns the gateway's callback response.
+pub async fn provider_login(b: &mut Browser, authorize_url: Url, user: &str, gw_port: u16) -> Resp {
+    let mut next: Option<(Method, Url, Option<Vec<(String, String)>>)> =
+        Some((Method::GET, authorize_url, None));
+    for _ in 0..20 {
+        let (method, url, form) = next.take().unwrap();
+        let resp = b
+            .request(
+                method,
+                url.as_str(),
+                &[("Accept", "text/html")],
+                form.as_deref(),
+            )
+            .await;
+        if url.port() == Some(gw_port) {
+            return resp;
+        }
+        if resp.status.is_redirection() {
+            next = Some((Method::GET, resp.location(), None));
+            continue;
+        }
+        assert_eq!(resp.status, 200, "provider page {url}: {}", resp.body);
+        let (action, mut fields) = parse_form(&resp.body, &resp.url);
+        for (k, v) in fields.iter_mut() {
+            match k.as_str() {
+                "login" => *v = user.to_string(),
+                "password" => *v = "any-password".to_string(),
+                _ => {}
+            }
+        }
+        next = Some((Method::POST, action, Some(fields)));
+    }
+    panic!("the provider never sent the browser back");
+}
+
+/// Log in through the gateway starting at `path`; returns the callback response (302 to `path`).
+pub async fn login(b: &mut Browser, env: &Env, path: &str, user: &str) -> Resp {
+    let first = b.get(&env.gw.url(path)).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    provider_login(b, first.location(), user, env.gw.port).await
+}
+
+/// Query parameters of a URL as a map (last one wins).
+pub fn query_map(url: &Url) -> HashMap<String, String> {
+    url.query_pairs().into_owned().collect()
+}
+
+/// Wait for a condition with a deadline.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
