@@ -1,0 +1,397 @@
+//! Bad input through the real binary: each answered with a clear 4xx (never a 5xx or a crash),
+//! and no session created.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+/// Assert `r` is a 4xx that created no session.
+fn refused(r: &Resp, status: u16, what: &str) {
+    assert_eq!(r.status.as_u16(), status, "{what}: {}", r.body);
+    assert!(
+        r.set_cookie("_authgate").is_none(),
+        "{what}: a session cookie was set"
+    );
+}
+
+/// Start a login and stop at the provider's redirect back: (browser, callback URL).
+async fn callback_url(env: &Env, user: &str) -> (Browser, url::Url) {
+    let mut b = Browser::new();
+    let first = b.get(&env.gw.url("/app")).await;
+    // Walk the provider, but stop before the gateway handles the callback.
+    let mut url = first.location();
+    let mut method = Method::GET;
+    let mut form: Option<Vec<(String, String)>> = None;
+    loop {
+        if url.port() == Some(env.gw.port) {
+            return (b, url);
+        }
+        let r = b
+            .request(
+                method.clone(),
+                url.as_str(),
+                &[("Accept", "text/html")],
+                form.as_deref(),
+            )
+            .await;
+        if r.status.is_redirection() {
+            url = r.location();
+            method = Method::GET;
+            form = None;
+        } else {
+            let (action, mut fields) = parse_form(&r.body, &r.url);
+            for (k, v) in fields.iter_mut() {
+                if k == "login" {
+                    *v = user.into();
+                }
+            }
+            url = action;
+            method = Method::POST;
+            form = Some(fields);
+        }
+    }
+}
+
+fn with_param(url: &url::Url, key: &str, value: Option<&str>) -> String {
+    let mut u = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != key)
+        .collect();
+    {
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(v) = value {
+            q.append_pair(key, v);
+        }
+    }
+    u.to_string()
+}
+
+/// Tampered, missing and foreign state; replayed callbacks; a replayed code.
+#[tokio::test]
+async fn state_and_code_attacks_are_refused() {
+    let env = Env::start(EnvOptions::default());
+
+    let (mut b, cb) = callback_url(&env, "mallory").await;
+    let r = b.get(&with_param(&cb, "state", Some("tampered"))).await;
+    refused(&r, 400, "tampered state");
+    assert_eq!(r.body.contains("state"), true);
+    let r = b.get(&with_param(&cb, "state", None)).await;
+    refused(&r, 400, "missing state");
+    // Without the login cookie (another browser replaying the URL).
+    let mut other = Browser::new();
+    let r = other.get(cb.as_str()).await;
+    refused(&r, 400, "state cookie missing");
+    // The untouched callback still works: the refusals consumed nothing.
+    let ok = b.get(cb.as_str()).await;
+    assert_eq!(ok.status, 302, "{}", ok.body);
+    assert!(ok.set_cookie("_authgate").is_some());
+    // Replaying the same callback: the pending login was consumed.
+    b.set("_authgate_login", &query_map(&cb)["state"]);
+    let r = b.get(cb.as_str()).await;
+    refused(&r, 400, "replayed callback");
+    assert!(
+        r.body.contains("expired or was already completed"),
+        "{}",
+        r.body
+    );
+
+    // State cookie from another login: browser A's callback presented with browser B's cookie.
+    let (_a, cb_a) = callback_url(&env, "alice").await;
+    let (mut bb, _cb_b) = callback_url(&env, "bob").await;
+    let r = bb.get(cb_a.as_str()).await;
+    refused(&r, 400, "state cookie from another login");
+
+    // A code already redeemed, presented with a fresh valid state: the provider refuses it.
+    let (mut c, cb_c) = callback_url(&env, "carol").await;
+    let first = c.get(cb_c.as_str()).await;
+    assert_eq!(first.status, 302);
+    let (mut d, cb_d) = callback_url(&env, "dave").await;
+    let replayed = with_param(&cb_d, "code", Some(&query_map(&cb_c)["code"]));
+    let r = d.get(&replayed).await;
+    refused(&r, 400, "replayed code");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("invalid_grant"), "{}", r.body);
+
+    // The provider's error answer (user cancelled).
+    let (mut e, cb_e) = callback_url(&env, "erin").await;
+    let denied = with_param(
+        &with_param(&cb_e, "code", None).parse().unwrap(),
+        "error",
+        Some("access_denied"),
+    );
+    let r = e.get(&denied).await;
+    refused(&r, 403, "provider error");
+
+    // A repeated parameter and an iss that is not the issuer.
+    let (mut f, cb_f) = callback_url(&env, "frank").await;
+    let r = f.get(&format!("{cb_f}&state=again")).await;
+    refused(&r, 400, "repeated state");
+    let r = f
+        .get(&with_param(&cb_f, "iss", Some("http://evil.example")))
+        .await;
+    refused(&r, 400, "mix-up iss");
+    assert!(!env.gw.logs().contains("panicked"));
+}
+
+/// A broken provider: every defective ID token is refused with 401 and creates no session.
+#[tokio::test]
+async fn defective_id_tokens_are_refused() {
+    let rogue = NodeServer::start("rogue-op.mjs", &["0"]);
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let toml = gateway_toml(
+        port,
+        admin,
+        &rogue.issuer(),
+        upstream.port(),
+        &EnvOptions {
+            client_id: "gw",
+            ..Default::default()
+        },
+    );
+    let gw = Gateway::start_with(toml, port, admin);
+    gw.wait_ready(std::time::Duration::from_secs(10)).await;
+    let client = reqwest::Client::new();
+    let scenario = |kind: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/__scenario", rogue.issuer());
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"kind": kind}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{kind}");
+        }
+    };
+    for (kind, reason) in [
+        ("wrong_key", "signature"),
+        ("unknown_kid", "signature"),
+        ("expired", "expired"),
+        ("wrong_aud", "audience"),
+        ("wrong_iss", "issuer"),
+        ("wrong_nonce", "nonce"),
+        ("no_nonce", "nonce"),
+        ("bad_at_hash", "at_hash"),
+        ("future_iat", "invalid"),
+        ("alg_none", ""),
+        ("multi_aud_no_azp", "audience"),
+        ("hs256_with_public_key", ""),
+    ] {
+        scenario(kind).await;
+        let mut b = Browser::new();
+        let first = b.get(&gw.url("/app")).await;
+        assert_eq!(first.status, 302, "{kind}");
+        let to_callback = b.get(first.location().as_str()).await;
+        let r = b.get(to_callback.location().as_str()).await;
+        refused(&r, 401, kind);
+        assert!(
+            r.body.contains("ID token was rejected"),
+            "{kind}: {}",
+            r.body
+        );
+        assert!(r.body.contains(reason), "{kind}: {}", r.body);
+        // The session cookie is not there, so the app is still out of reach.
+        let again = b
+            .request(
+                Method::GET,
+                &gw.url("/app"),
+                &[("Accept", "application/json")],
+                None,
+            )
+            .await;
+        assert_eq!(again.status, 401, "{kind}");
+    }
+    // The control: the same provider with a valid token logs in.
+    scenario("ok").await;
+    let mut b = Browser::new();
+    let first = b.get(&gw.url("/app")).await;
+    let to_callback = b.get(first.location().as_str()).await;
+    let r = b.get(to_callback.location().as_str()).await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    let page = b.get(&gw.url("/app")).await;
+    assert_eq!(page.json()["headers"]["x-forwarded-user"], "rogue-user");
+    assert!(!gw.logs().contains("panicked"));
+}
+
+/// Forged identity headers, any case or spelling, never reach the upstream, on any route.
+#[tokio::test]
+async fn forged_identity_headers_are_stripped() {
+    let env = Env::start(EnvOptions::default());
+    let forged = [
+        ("X-Forwarded-User", "admin"),
+        ("x_forwarded_user", "admin"),
+        ("X-FORWARDED-EMAIL", "admin@evil"),
+        ("X_Forwarded_Groups", "admins"),
+        ("X-Forwarded-Preferred-Username", "root"),
+        ("X-Forwarded-Access-Token", "forged"),
+        ("X-Auth-Request-User", "admin"),
+        ("X-Forwarded-Name", "Admin"),
+    ];
+    let mut anon = Browser::new();
+    let r = anon
+        .request(Method::GET, &env.gw.url("/public/page"), &forged, None)
+        .await;
+    assert_eq!(r.status, 200);
+    let raw = r.json()["rawHeaders"].to_string().to_lowercase();
+    for (name, _) in forged {
+        assert!(
+            !raw.contains(&name.to_lowercase()),
+            "{name} reached the upstream: {raw}"
+        );
+    }
+
+    let mut b = Browser::new();
+    login(&mut b, &env, "/app", "alice").await;
+    let r = b
+        .request(Method::GET, &env.gw.url("/app"), &forged, None)
+        .await;
+    let echo = r.json();
+    assert_eq!(echo["headers"]["x-forwarded-user"], "alice");
+    assert_eq!(echo["headers"]["x-forwarded-email"], "alice@example.test");
+    assert_eq!(echo["headers"]["x-forwarded-name"], "Alice Test");
+    let raw = echo["rawHeaders"].to_string();
+    assert!(!raw.contains("admin"), "{raw}");
+    assert!(!raw.contains("forged"), "{raw}");
+    assert!(env
+        .gw
+        .logs()
+        .contains("removed identity headers sent by the client"));
+}
+
+/// Garbage cookies and paths: never a 5xx, never a session.
+#[tokio::test]
+async fn garbage_cookies_and_paths_are_4xx() {
+    let env = Env::start(EnvOptions::default());
+    let mut b = Browser::new();
+    // Two copies stay under the 16 KiB cookie limit; the over-long case is below.
+    let long = "A".repeat(7_000);
+    for garbage in [
+        "",
+        "x",
+        "%00%00",
+        "====",
+        "\"quoted\"",
+        &"A".repeat(43),
+        &"A".repeat(44),
+        &long,
+        "é",
+    ] {
+        let cookie = format!("_authgate={garbage}; _authgate_login={garbage}");
+        let r = b
+            .request(
+                Method::GET,
+                &env.gw.url("/app"),
+                &[("Accept", "application/json"), ("Cookie", &cookie)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401, "cookie of {} bytes", garbage.len());
+        let r = b
+            .request(
+                Method::GET,
+                &env.gw.url("/oauth2/callback?state=x&code=y"),
+                &[("Cookie", &cookie)],
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "callback with a cookie of {} bytes",
+            garbage.len()
+        );
+    }
+    // Over-long Cookie header: refused before parsing.
+    let huge = format!("a={}", "b".repeat(20_000));
+    let r = b
+        .request(
+            Method::GET,
+            &env.gw.url("/public/x"),
+            &[("Cookie", &huge)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 431);
+
+    // Paths that cannot be decoded are 400; traversal lands on the protected route.
+    for path in ["/a%zz", "/a%", "/a%00b", "/public/%ff"] {
+        let r = b
+            .request(
+                Method::GET,
+                &env.gw.url(path),
+                &[("Accept", "application/json")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 400, "{path}");
+    }
+    for path in [
+        "/public/../app",
+        "/public/%2e%2e/app",
+        "/public/..%2fapp",
+        "/public%2f..%2fapp",
+        "/public/..\\app",
+        "//public/../app",
+    ] {
+        let r = b
+            .request(
+                Method::GET,
+                &env.gw.url(path),
+                &[("Accept", "application/json")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401, "{path} must be judged as /app");
+    }
+    // The query never decides the route.
+    let r = b
+        .request(
+            Method::GET,
+            &env.gw.url("/app?/public/x"),
+            &[("Accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // An endpoint that does not exist, and a form body that is not one.
+    let r = b
+        .request(Method::GET, &env.gw.url("/oauth2/nope"), &[], None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = b
+        .request(
+            Method::POST,
+            &env.gw.url("/oauth2/callback"),
+            &[("Content-Type", "text/plain")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let big = vec![("state".to_string(), "x".repeat(100_000))];
+    let r = b
+        .request(
+            Method::POST,
+            &env.gw.url("/oauth2/callback"),
+            &[],
+            Some(&big),
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    assert!(!env.gw.logs().contains("panicked"));
+    // Still serving.
+    let ok = b
+        .request(Method::GET, &env.gw.url("/public/x"), &[], None)
+        .await;
+    assert_eq!(ok.status, 200);
+}
