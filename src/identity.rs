@@ -101,7 +101,7 @@ impl HeaderMapping {
     /// Whether `name` (any case, `_` or `-`) is a header this gateway controls.
     pub fn is_managed(&self, name: &str) -> bool {
         let name = canonical(name);
-        self.managed.iter().any(|m| *m == name)
+        self.managed.contains(&name)
     }
 
     /// Remove every managed header the client sent. Returns the names removed (for a log line;

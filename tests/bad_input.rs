@@ -20,38 +20,8 @@ fn refused(r: &Resp, status: u16, what: &str) {
 async fn callback_url(env: &Env, user: &str) -> (Browser, url::Url) {
     let mut b = Browser::new();
     let first = b.get(&env.gw.url("/app")).await;
-    // Walk the provider, but stop before the gateway handles the callback.
-    let mut url = first.location();
-    let mut method = Method::GET;
-    let mut form: Option<Vec<(String, String)>> = None;
-    loop {
-        if url.port() == Some(env.gw.port) {
-            return (b, url);
-        }
-        let r = b
-            .request(
-                method.clone(),
-                url.as_str(),
-                &[("Accept", "text/html")],
-                form.as_deref(),
-            )
-            .await;
-        if r.status.is_redirection() {
-            url = r.location();
-            method = Method::GET;
-            form = None;
-        } else {
-            let (action, mut fields) = parse_form(&r.body, &r.url);
-            for (k, v) in fields.iter_mut() {
-                if k == "login" {
-                    *v = user.into();
-                }
-            }
-            url = action;
-            method = Method::POST;
-            form = Some(fields);
-        }
-    }
+    let step = walk_provider(&mut b, first.location(), user, env.gw.port).await;
+    (b, step.url)
 }
 
 fn with_param(url: &url::Url, key: &str, value: Option<&str>) -> String {
@@ -82,7 +52,7 @@ async fn state_and_code_attacks_are_refused() {
     let (mut b, cb) = callback_url(&env, "mallory").await;
     let r = b.get(&with_param(&cb, "state", Some("tampered"))).await;
     refused(&r, 400, "tampered state");
-    assert_eq!(r.body.contains("state"), true);
+    assert!(r.body.contains("state"), "{}", r.body);
     let r = b.get(&with_param(&cb, "state", None)).await;
     refused(&r, 400, "missing state");
     // Without the login cookie (another browser replaying the URL).

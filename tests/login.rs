@@ -118,7 +118,7 @@ async fn form_post_with_client_secret_post() {
     let q = query_map(&first.location());
     assert_eq!(q["response_mode"], "form_post");
     assert!(
-        q.get("prompt").is_none(),
+        !q.contains_key("prompt"),
         "no offline_access, no forced consent"
     );
     let login_cookie = first.set_cookie("_authgate_login").unwrap();

@@ -574,29 +574,47 @@ pub fn parse_form(html: &str, base: &Url) -> (Url, Vec<(String, String)>) {
     (action, fields)
 }
 
-/// Walk the provider's pages from `authorize_url` (login as `user`, consent) until the
-/// provider sends the browser back to the gateway. Returns the gateway's callback response.
-pub async fn provider_login(b: &mut Browser, authorize_url: Url, user: &str, gw_port: u16) -> Resp {
-    let mut next: Option<(Method, Url, Option<Vec<(String, String)>>)> =
-        Some((Method::GET, authorize_url, None));
+/// One browser navigation: a GET, or a form POST.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub method: Method,
+    pub url: Url,
+    pub form: Option<Vec<(String, String)>>,
+}
+
+/// Walk the provider's pages from `authorize_url` (login as `user`, consent) and stop at the
+/// first navigation that goes back to the gateway (GET callback, or the form_post POST).
+pub async fn walk_provider(b: &mut Browser, authorize_url: Url, user: &str, gw_port: u16) -> Step {
+    let mut step = Step {
+        method: Method::GET,
+        url: authorize_url,
+        form: None,
+    };
     for _ in 0..20 {
-        let (method, url, form) = next.take().unwrap();
+        if step.url.port() == Some(gw_port) {
+            return step;
+        }
         let resp = b
             .request(
-                method,
-                url.as_str(),
+                step.method.clone(),
+                step.url.as_str(),
                 &[("Accept", "text/html")],
-                form.as_deref(),
+                step.form.as_deref(),
             )
             .await;
-        if url.port() == Some(gw_port) {
-            return resp;
-        }
         if resp.status.is_redirection() {
-            next = Some((Method::GET, resp.location(), None));
+            step = Step {
+                method: Method::GET,
+                url: resp.location(),
+                form: None,
+            };
             continue;
         }
-        assert_eq!(resp.status, 200, "provider page {url}: {}", resp.body);
+        assert_eq!(
+            resp.status, 200,
+            "provider page {}: {}",
+            step.url, resp.body
+        );
         let (action, mut fields) = parse_form(&resp.body, &resp.url);
         for (k, v) in fields.iter_mut() {
             match k.as_str() {
@@ -605,9 +623,30 @@ pub async fn provider_login(b: &mut Browser, authorize_url: Url, user: &str, gw_
                 _ => {}
             }
         }
-        next = Some((Method::POST, action, Some(fields)));
+        step = Step {
+            method: Method::POST,
+            url: action,
+            form: Some(fields),
+        };
     }
     panic!("the provider never sent the browser back");
+}
+
+/// [`walk_provider`], then the gateway's callback: returns the callback's response.
+pub async fn provider_login(b: &mut Browser, authorize_url: Url, user: &str, gw_port: u16) -> Resp {
+    let step = walk_provider(b, authorize_url, user, gw_port).await;
+    let resp = b
+        .request(
+            step.method,
+            step.url.as_str(),
+            &[("Accept", "text/html")],
+            step.form.as_deref(),
+        )
+        .await;
+    Resp {
+        url: step.url,
+        ..resp
+    }
 }
 
 /// Log in through the gateway starting at `path`; returns the callback response (302 to `path`).
