@@ -1,7 +1,7 @@
 //! Where requests go once they are allowed: a resolved address plus TLS settings, turned into a
 //! pingora [`HttpPeer`] per request.
 //!
-//! The host name of an upstream URL is resolved when the configuration is loaded (and on reload),
+//! The host name of an upstream URL is resolved when the configuration is loaded,
 //! never on the request path, so a slow resolver cannot stall requests.
 
 use pingora::upstreams::peer::HttpPeer;
