@@ -1,11 +1,16 @@
-//! Deciding who a request is: the credential it carries, checked against the session store.
+//! Deciding who a request is: the credential it carries, checked locally.
 //!
-//! A request without a valid credential is not an error here; the caller decides between a
-//! redirect to login (browser on a protected route) and 401 (API route or non-browser client).
+//! `Authorization: Bearer` wins over a session cookie: a client that presents a token means it,
+//! so a bad token is a 401 `invalid_token` even on a browser route (never a login redirect).
+//! Without a bearer token, the session cookie is looked up. A request with no credential at all
+//! is not an error here; the caller decides between a redirect to login (browser on a protected
+//! route) and 401 (API route or non-browser client).
 
 use crate::config::Config;
+use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::identity::Identity;
+use crate::jwt::VerifiedToken;
 use crate::secret::Secret;
 use crate::session::{cookie, Session, SessionId};
 use pingora::http::RequestHeader;
@@ -15,12 +20,18 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub enum Authenticated {
     Session(Arc<Session>),
+    /// A verified bearer token; `token` is kept only when it is passed upstream.
+    Bearer {
+        verified: Arc<VerifiedToken>,
+        token: Option<Secret>,
+    },
 }
 
 impl Authenticated {
     pub fn identity(&self) -> &Identity {
         match self {
             Authenticated::Session(s) => &s.identity,
+            Authenticated::Bearer { verified, .. } => &verified.identity,
         }
     }
 
@@ -28,6 +39,7 @@ impl Authenticated {
     pub fn access_token(&self) -> Option<&Secret> {
         match self {
             Authenticated::Session(s) => Some(&s.tokens.access_token),
+            Authenticated::Bearer { token, .. } => token.as_ref(),
         }
     }
 
@@ -35,8 +47,49 @@ impl Authenticated {
     pub fn method(&self) -> &'static str {
         match self {
             Authenticated::Session(_) => "session",
+            Authenticated::Bearer { .. } => "bearer",
         }
     }
+}
+
+/// Who the request is: `Ok(None)` when it carries no credential, `Err` when it carries a bad
+/// bearer token or one without the route's scopes.
+pub async fn authenticate(
+    gw: &Gateway,
+    config: &Config,
+    req: &RequestHeader,
+    required_scopes: &[String],
+) -> Result<Option<Authenticated>, GatewayError> {
+    if gw.bearer.enabled {
+        if let Some(token) = bearer_token(req) {
+            let verified = gw.bearer.verify(token).await.map_err(|e| {
+                tracing::info!(reason = e.reason(), "bearer token refused");
+                GatewayError::InvalidToken(e)
+            })?;
+            if !verified.has_scopes(required_scopes) {
+                return Err(GatewayError::InsufficientScope(required_scopes.join(" ")));
+            }
+            let token = (config.headers.pass_access_token
+                || config.headers.pass_authorization_header)
+                .then(|| Secret::new(token));
+            return Ok(Some(Authenticated::Bearer { verified, token }));
+        }
+    }
+    Ok(from_session_cookie(gw, config, req).await)
+}
+
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive), if any.
+pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The session this request's cookie names, if it is live. Garbage cookies are simply no session.

@@ -77,10 +77,10 @@ async fn finish_login(
     callback::complete(gw, config, params, login_cookie).await
 }
 
-/// `GET /oauth2/userinfo`: the current identity as JSON (401 without a session).
+/// `GET /oauth2/userinfo`: the current identity (session or bearer token) as JSON; 401 without.
 async fn userinfo(gw: &Gateway, config: &Config, session: &Session) -> Result<Reply, GatewayError> {
-    let who = auth::from_session_cookie(gw, config, session.req_header())
-        .await
+    let who = auth::authenticate(gw, config, session.req_header(), &[])
+        .await?
         .ok_or(GatewayError::Unauthenticated)?;
     let identity = who.identity();
     let h = &config.headers;

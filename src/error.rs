@@ -3,6 +3,7 @@
 //! Messages are written for the person or program that gets them; they name what was wrong and
 //! never carry a token, cookie value, code or secret.
 
+use crate::jwt::BearerError;
 use crate::reply::Reply;
 use serde_json::json;
 
@@ -12,6 +13,12 @@ pub enum GatewayError {
     /// No credential on a route that needs one (non-browser request or API route).
     #[error("authentication required")]
     Unauthenticated,
+    /// A bearer token was presented and refused (RFC 6750 `invalid_token`).
+    #[error("{0}")]
+    InvalidToken(BearerError),
+    /// A valid bearer token lacks the route's scopes (RFC 6750 `insufficient_scope`).
+    #[error("the token lacks the required scope: {0}")]
+    InsufficientScope(String),
     /// The request path cannot be decoded.
     #[error("the request path is malformed")]
     BadPath,
@@ -57,7 +64,8 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;
         match self {
-            Unauthenticated | IdTokenRejected(_) => 401,
+            Unauthenticated | IdTokenRejected(_) | InvalidToken(_) => 401,
+            InsufficientScope(_) => 403,
             BadPath | BadRequest(_) | StateMismatch | LoginExpired | CodeRejected(_) => 400,
             LoginDenied(_) => 403,
             NotFound => 404,
@@ -73,6 +81,8 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             Unauthenticated => "unauthorized",
+            InvalidToken(_) => "invalid_token",
+            InsufficientScope(_) => "insufficient_scope",
             BadPath | BadRequest(_) => "invalid_request",
             CookieTooLarge => "cookie_too_large",
             BodyTooLarge => "body_too_large",
@@ -122,6 +132,16 @@ impl GatewayError {
             GatewayError::Unauthenticated | GatewayError::IdTokenRejected(_) => {
                 reply.header("WWW-Authenticate", r#"Bearer realm="authgate""#)
             }
+            GatewayError::InvalidToken(e) => reply.header(
+                "WWW-Authenticate",
+                format!(
+                    r#"Bearer realm="authgate", error="invalid_token", error_description="{e}""#
+                ),
+            ),
+            GatewayError::InsufficientScope(scope) => reply.header(
+                "WWW-Authenticate",
+                format!(r#"Bearer realm="authgate", error="insufficient_scope", scope="{scope}""#),
+            ),
             GatewayError::ProviderNotReady => reply.header("Retry-After", "5"),
             _ => reply,
         }

@@ -2,6 +2,7 @@
 //! services: the current configuration, the session store, the provider and the HTTP client.
 
 use crate::config::Config;
+use crate::jwt::Bearer;
 use crate::oidc::provider::Provider;
 use crate::session::memory::MemoryStore;
 use crate::session::SessionStore;
@@ -14,6 +15,8 @@ pub struct Gateway {
     pub config: ArcSwap<Config>,
     pub store: Arc<dyn SessionStore>,
     pub provider: Arc<Provider>,
+    /// Bearer-token verification (keys, verified-token cache, introspection).
+    pub bearer: Arc<Bearer>,
     /// The client for every call to the provider.
     pub http: reqwest::Client,
 }
@@ -29,10 +32,17 @@ impl Gateway {
             config.session.idle_timeout,
             config.session.login_timeout,
         ));
+        let bearer = Arc::new(Bearer::new(
+            &config.bearer,
+            &config.oidc,
+            provider.clone(),
+            http.clone(),
+        ));
         Arc::new(Self {
             config: ArcSwap::from_pointee(config),
             store,
             provider,
+            bearer,
             http,
         })
     }

@@ -20,6 +20,8 @@
 //! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`.
 //! - [`oidc`]: provider discovery and keys, login, callback, same-site redirect checks.
 //! - [`session`]: session ids, the `SessionStore` trait, the moka store, cookies.
+//! - [`jwt`]: bearer tokens: keys and JWKS rotation, verification, verified-token cache,
+//!   introspection.
 //! - [`identity`]: the verified identity and the headers derived from it.
 //! - [`upstream`]: resolved upstream addresses and pingora peers.
 //! - [`admin`]: `/healthz` and `/readyz` on the admin listener.
@@ -36,6 +38,7 @@ pub mod error;
 pub mod gateway;
 pub mod http_client;
 pub mod identity;
+pub mod jwt;
 pub mod oidc;
 pub mod proxy;
 pub mod reply;

@@ -86,10 +86,14 @@ impl AuthProxy {
             ctx.outcome = "proxied";
             return Admission::Proxy;
         }
-        if let Some(who) = auth::from_session_cookie(gw, &config, req).await {
-            ctx.auth = Some(who);
-            ctx.outcome = "proxied";
-            return Admission::Proxy;
+        match auth::authenticate(gw, &config, req, &route.scopes).await {
+            Ok(Some(who)) => {
+                ctx.auth = Some(who);
+                ctx.outcome = "proxied";
+                return Admission::Proxy;
+            }
+            Ok(None) => {}
+            Err(e) => return refuse(ctx, e, false),
         }
         if route.auth == AuthPolicy::Protected && browser {
             let return_to =
@@ -109,10 +113,10 @@ impl AuthProxy {
 
 /// Answer `e`, recording the outcome for the access log.
 fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -> Admission {
-    ctx.outcome = if e.status() == 401 {
-        "unauthorized"
-    } else {
-        "error"
+    ctx.outcome = match e.status() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        _ => "error",
     };
     tracing::info!(status = e.status(), error = e.code(), "request refused");
     Admission::Answer(e.reply(browser, &format!("{prefix}/start")))

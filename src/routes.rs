@@ -76,6 +76,8 @@ pub struct Route {
     pub methods: Vec<String>,
     pub auth: AuthPolicy,
     pub upstream: Arc<Upstream>,
+    /// Scopes a bearer token must carry here (403 `insufficient_scope` otherwise).
+    pub scopes: Vec<String>,
 }
 
 impl Route {
@@ -102,6 +104,7 @@ impl RouteTable {
                 methods: Vec::new(),
                 auth: AuthPolicy::Protected,
                 upstream: default_upstream,
+                scopes: Vec::new(),
             }),
         }
     }
@@ -218,6 +221,7 @@ mod tests {
             methods: methods.iter().map(|s| s.to_string()).collect(),
             auth,
             upstream: up.clone(),
+            scopes: Vec::new(),
         };
         RouteTable::new(
             vec![

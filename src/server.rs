@@ -4,6 +4,7 @@
 use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::jwt::JwksRefresher;
 use crate::oidc::provider::ProviderLoader;
 use crate::proxy::AuthProxy;
 use pingora::apps::http_app::HttpServer;
@@ -70,6 +71,13 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
     );
     admin.add_tcp(&admin_listen);
 
+    let jwks_refresher = background_service(
+        "bearer JWKS refresher",
+        JwksRefresher {
+            bearer: gateway.bearer.clone(),
+            interval: gateway.config.load().bearer.jwks_refresh_interval,
+        },
+    );
     let loader = background_service(
         "provider metadata loader",
         ProviderLoader(gateway.provider.clone()),
@@ -78,5 +86,6 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(loader);
+    server.add_service(jwks_refresher);
     Ok((server, gateway))
 }

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub oidc: OidcSection,
     pub session: SessionSection,
     pub headers: HeadersSection,
+    pub bearer: BearerSection,
     pub routes: Vec<RouteSection>,
 }
 
@@ -191,4 +192,62 @@ pub struct RouteSection {
     pub methods: Vec<String>,
     pub auth: String,
     pub upstream: Option<String>,
+    /// Scopes a bearer token must carry on this route.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct BearerSection {
+    pub enabled: bool,
+    pub max_token_bytes: usize,
+    pub leeway: String,
+    pub require_exp: bool,
+    pub cache_capacity: u64,
+    pub cache_max_ttl: String,
+    pub jwks_refresh_interval: String,
+    pub unknown_kid_min_interval: String,
+    pub introspection: String,
+    pub introspection_cache_max: String,
+    pub introspection_negative_ttl: String,
+    pub trust_oidc_issuer: bool,
+    pub oidc_audiences: Option<Vec<String>>,
+    pub oidc_algorithms: Vec<String>,
+    pub issuers: Vec<IssuerSection>,
+}
+
+impl Default for BearerSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_token_bytes: 16 * 1024,
+            leeway: "60s".into(),
+            require_exp: true,
+            cache_capacity: 100_000,
+            cache_max_ttl: "1h".into(),
+            jwks_refresh_interval: "5m".into(),
+            unknown_kid_min_interval: "10s".into(),
+            introspection: "opaque".into(),
+            introspection_cache_max: "5m".into(),
+            introspection_negative_ttl: "30s".into(),
+            trust_oidc_issuer: true,
+            oidc_audiences: None,
+            oidc_algorithms: Vec::new(),
+            issuers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IssuerSection {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub subject_claim: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub jwks_file: Option<String>,
+    pub pem_files: Vec<String>,
+    pub hmac_secret: Option<String>,
+    pub hmac_algorithm: Option<String>,
 }

@@ -12,6 +12,7 @@
 pub mod file;
 
 use crate::identity::HeaderMapping;
+use crate::jwt::keys::{KeySet, VerifyKey};
 use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
 use crate::secret::Secret;
 use crate::session::cookie::CookieSettings;
@@ -19,6 +20,7 @@ use crate::upstream::Upstream;
 use cookie::SameSite;
 pub use file::FileConfig;
 use http::HeaderName;
+use jsonwebtoken::Algorithm;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -120,6 +122,8 @@ pub struct TlsFiles {
 #[derive(Debug, Clone)]
 pub struct OidcSettings {
     pub issuer: Url,
+    /// The issuer exactly as configured (what `iss` claims must equal).
+    pub issuer_id: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     pub redirect_url: Url,
@@ -132,6 +136,55 @@ pub struct OidcSettings {
     pub retry_max_backoff: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+}
+
+/// When opaque tokens go to the provider's introspection endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntrospectionMode {
+    /// Never: tokens that are not JWTs are refused.
+    Off,
+    /// For tokens that are not JWTs.
+    #[default]
+    Opaque,
+    /// For every token, JWTs included.
+    Always,
+}
+
+/// Where an issuer's remote JWKS is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Uri(String),
+    /// The `[oidc]` provider's discovery document.
+    Discovery,
+}
+
+/// One trusted issuer of bearer tokens, validated, its file and secret keys loaded.
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    /// Compared exactly with the token's `iss`.
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub subject_claim: String,
+    pub static_keys: KeySet,
+    pub jwks: Option<JwksSource>,
+}
+
+/// `[bearer]`, validated.
+#[derive(Debug, Clone)]
+pub struct BearerSettings {
+    pub enabled: bool,
+    pub max_token_bytes: usize,
+    pub leeway: Duration,
+    pub require_exp: bool,
+    pub cache_capacity: u64,
+    pub cache_max_ttl: Duration,
+    pub jwks_refresh_interval: Duration,
+    pub unknown_kid_min_interval: Duration,
+    pub introspection: IntrospectionMode,
+    pub introspection_cache_max: Duration,
+    pub introspection_negative_ttl: Duration,
+    pub issuers: Vec<IssuerSettings>,
 }
 
 /// `[session]`, validated.
@@ -152,6 +205,7 @@ pub struct Config {
     pub oidc: OidcSettings,
     pub session: SessionSettings,
     pub headers: HeaderMapping,
+    pub bearer: BearerSettings,
     pub routes: RouteTable,
 }
 
@@ -276,6 +330,7 @@ impl TryFrom<FileConfig> for Config {
         let oidc = v.oidc(f.oidc);
         let session = v.session(f.session);
         let headers = v.headers(f.headers);
+        let bearer = v.bearer(f.bearer, &oidc);
 
         let mut routes = Vec::new();
         for (i, r) in f.routes.into_iter().enumerate() {
@@ -300,12 +355,19 @@ impl TryFrom<FileConfig> for Config {
             } else {
                 r.name
             };
+            if r.scopes
+                .iter()
+                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                v.bad::<()>(&key("scopes"), "scopes are single words");
+            }
             routes.push(Route {
                 name,
                 matcher,
                 methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
                 auth,
                 upstream,
+                scopes: r.scopes,
             });
         }
         let upstream = Arc::new(upstream);
@@ -320,6 +382,7 @@ impl TryFrom<FileConfig> for Config {
             oidc,
             session,
             headers,
+            bearer,
         })
     }
 }
@@ -463,6 +526,7 @@ impl Validator {
         };
         OidcSettings {
             issuer,
+            issuer_id: o.issuer,
             client_id: o.client_id,
             client_secret,
             redirect_url,
@@ -551,6 +615,164 @@ impl Validator {
             h.pass_authorization_header,
             extra,
         )
+    }
+}
+
+/// The algorithms accepted when an issuer does not list its own: the asymmetric families.
+const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl Validator {
+    fn bearer(&mut self, b: file::BearerSection, oidc: &OidcSettings) -> BearerSettings {
+        let introspection = match b.introspection.as_str() {
+            "off" => IntrospectionMode::Off,
+            "opaque" => IntrospectionMode::Opaque,
+            "always" => IntrospectionMode::Always,
+            _ => self.bad("bearer.introspection", "must be off, opaque or always"),
+        };
+        if b.max_token_bytes == 0 {
+            self.bad::<()>("bearer.max_token_bytes", "must be at least 1");
+        }
+        let mut issuers = Vec::new();
+        if b.trust_oidc_issuer {
+            let algorithms = self.algorithms("bearer.oidc_algorithms", &b.oidc_algorithms, false);
+            issuers.push(IssuerSettings {
+                issuer: oidc.issuer_id.clone(),
+                audiences: b
+                    .oidc_audiences
+                    .clone()
+                    .unwrap_or_else(|| vec![oidc.client_id.clone()]),
+                algorithms,
+                subject_claim: "sub".into(),
+                static_keys: KeySet::default(),
+                jwks: Some(JwksSource::Discovery),
+            });
+        }
+        for (i, section) in b.issuers.into_iter().enumerate() {
+            let key = |field: &str| format!("bearer.issuers[{i}].{field}");
+            if section.issuer.is_empty() {
+                self.bad::<()>(&key("issuer"), "is required");
+            }
+            if issuers
+                .iter()
+                .any(|x: &IssuerSettings| x.issuer == section.issuer)
+            {
+                self.bad::<()>(&key("issuer"), "is already trusted (each issuer once)");
+            }
+            let mut static_keys = KeySet::default();
+            if let Some(path) = &section.jwks_file {
+                match std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| KeySet::from_jwks(&b))
+                {
+                    Ok(set) if !set.keys.is_empty() => static_keys.keys.extend(set.keys),
+                    Ok(_) => self.bad::<()>(
+                        &key("jwks_file"),
+                        &format!("{path} holds no usable signing key"),
+                    ),
+                    Err(e) => self.bad::<()>(&key("jwks_file"), &format!("{path}: {e}")),
+                }
+            }
+            for path in &section.pem_files {
+                match std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| VerifyKey::from_pem(&b))
+                {
+                    Ok(k) => static_keys.keys.push(k),
+                    Err(e) => self.bad::<()>(&key("pem_files"), &format!("{path}: {e}")),
+                }
+            }
+            let has_hmac = match &section.hmac_secret {
+                Some(secret) if secret.len() < 32 => {
+                    self.bad::<()>(&key("hmac_secret"), "must be at least 32 bytes");
+                    true
+                }
+                Some(secret) => {
+                    static_keys.keys.push(VerifyKey::hmac(secret.as_bytes()));
+                    true
+                }
+                None => false,
+            };
+            let jwks = section.jwks_uri.as_ref().map(|u| {
+                self.url(&key("jwks_uri"), u, true);
+                JwksSource::Uri(u.clone())
+            });
+            if static_keys.keys.is_empty() && jwks.is_none() && !has_hmac {
+                self.bad::<()>(
+                    &key("issuer"),
+                    "needs a key source: jwks_uri, jwks_file, pem_files or hmac_secret",
+                );
+            }
+            let algorithms = if section.algorithms.is_empty() && has_hmac {
+                let alg = section.hmac_algorithm.as_deref().unwrap_or("HS256");
+                self.algorithms(&key("hmac_algorithm"), &[alg.to_string()], true)
+            } else {
+                if section.hmac_algorithm.is_some() && !has_hmac {
+                    self.bad::<()>(&key("hmac_algorithm"), "needs hmac_secret");
+                }
+                self.algorithms(&key("algorithms"), &section.algorithms, has_hmac)
+            };
+            issuers.push(IssuerSettings {
+                issuer: section.issuer,
+                audiences: section.audiences,
+                algorithms,
+                subject_claim: section.subject_claim.unwrap_or_else(|| "sub".into()),
+                static_keys,
+                jwks,
+            });
+        }
+        BearerSettings {
+            enabled: b.enabled,
+            max_token_bytes: b.max_token_bytes,
+            leeway: self.duration("bearer.leeway", &b.leeway),
+            require_exp: b.require_exp,
+            cache_capacity: b.cache_capacity,
+            cache_max_ttl: self.duration("bearer.cache_max_ttl", &b.cache_max_ttl),
+            jwks_refresh_interval: self
+                .duration("bearer.jwks_refresh_interval", &b.jwks_refresh_interval),
+            unknown_kid_min_interval: self.duration(
+                "bearer.unknown_kid_min_interval",
+                &b.unknown_kid_min_interval,
+            ),
+            introspection,
+            introspection_cache_max: self
+                .duration("bearer.introspection_cache_max", &b.introspection_cache_max),
+            introspection_negative_ttl: self.duration(
+                "bearer.introspection_negative_ttl",
+                &b.introspection_negative_ttl,
+            ),
+            issuers,
+        }
+    }
+
+    /// An algorithm allow-list: `none` never, HS* only with an HMAC secret; empty means the
+    /// asymmetric defaults.
+    fn algorithms(&mut self, key: &str, names: &[String], hmac_allowed: bool) -> Vec<Algorithm> {
+        if names.is_empty() {
+            return DEFAULT_ALGORITHMS.to_vec();
+        }
+        let mut out = Vec::new();
+        for name in names {
+            match name.parse::<Algorithm>() {
+                Ok(a) if a.family() == jsonwebtoken::AlgorithmFamily::Hmac && !hmac_allowed => {
+                    self.bad::<()>(key, &format!("{name} needs hmac_secret"));
+                }
+                Ok(a) => out.push(a),
+                Err(_) => {
+                    self.bad::<()>(key, &format!("{name:?} is not a supported JWS algorithm"))
+                }
+            }
+        }
+        out
     }
 }
 

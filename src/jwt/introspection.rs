@@ -1,0 +1,177 @@
+//! Opaque tokens: RFC 7662 introspection at the provider, with caching.
+//!
+//! Used for tokens that are not JWTs (or for every token with `bearer.introspection = "always"`).
+//! The gateway authenticates as the `[oidc]` client (the configured method). An active answer is
+//! cached until the token's `exp`, at most `bearer.introspection_cache_max`; an inactive one is
+//! remembered for `bearer.introspection_negative_ttl`, so a replayed dead token costs no call.
+
+use super::cache::{token_hash, TokenCache, TokenHash};
+use super::{BearerError, VerifiedToken};
+use crate::config::{ClientAuthMethod, OidcSettings};
+use crate::identity::Identity;
+use crate::oidc::provider::Provider;
+use crate::session::unix_now;
+use moka::sync::Cache;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Introspector {
+    provider: Arc<Provider>,
+    oidc: OidcSettings,
+    http: reqwest::Client,
+    max_ttl: Duration,
+    inactive: Cache<TokenHash, ()>,
+}
+
+impl Introspector {
+    pub fn new(
+        provider: Arc<Provider>,
+        oidc: OidcSettings,
+        http: reqwest::Client,
+        max_ttl: Duration,
+        negative_ttl: Duration,
+    ) -> Self {
+        Self {
+            provider,
+            oidc,
+            http,
+            max_ttl,
+            inactive: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(negative_ttl)
+                .build(),
+        }
+    }
+
+    /// Introspect `token` (not found in `cache`), caching the answer either way.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        cache: &TokenCache,
+    ) -> Result<Arc<VerifiedToken>, BearerError> {
+        let hash = token_hash(token);
+        if self.inactive.contains_key(&hash) {
+            return Err(BearerError::Inactive);
+        }
+        let answer = self.call(token).await?;
+        if answer.get("active").and_then(Value::as_bool) != Some(true) {
+            self.inactive.insert(hash, ());
+            return Err(BearerError::Inactive);
+        }
+        let verified = Arc::new(verified_from(answer, self.max_ttl)?);
+        cache.insert(hash, verified.clone());
+        Ok(verified)
+    }
+
+    async fn call(&self, token: &str) -> Result<Map<String, Value>, BearerError> {
+        let endpoint = self
+            .provider
+            .snapshot()
+            .and_then(|s| s.extra.introspection_endpoint.clone())
+            .ok_or(BearerError::IntrospectionUnavailable)?;
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut req = self.http.post(endpoint.as_str());
+        let secret = self.oidc.client_secret.as_ref().map(|s| s.expose());
+        match (self.oidc.auth_method, secret) {
+            (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
+                req = req.basic_auth(
+                    form_urlencode(&self.oidc.client_id),
+                    Some(form_urlencode(secret)),
+                );
+            }
+            (ClientAuthMethod::ClientSecretPost, Some(secret)) => {
+                form.push(("client_id", &self.oidc.client_id));
+                form.push(("client_secret", secret));
+            }
+            _ => form.push(("client_id", &self.oidc.client_id)),
+        }
+        let resp = req
+            .header(http::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "introspection request failed");
+                BearerError::IntrospectionUnavailable
+            })?;
+        if !resp.status().is_success() {
+            tracing::warn!(status = resp.status().as_u16(), "introspection refused");
+            return Err(BearerError::IntrospectionUnavailable);
+        }
+        resp.json().await.map_err(|_| {
+            tracing::warn!("introspection answer is not a JSON object");
+            BearerError::IntrospectionUnavailable
+        })
+    }
+}
+
+/// RFC 6749 §2.3.1: client credentials in Basic auth are form-urlencoded first.
+fn form_urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The identity of an active introspection answer. A token without `sub` (client credentials)
+/// is identified by its `client_id`.
+fn verified_from(
+    mut answer: Map<String, Value>,
+    max_ttl: Duration,
+) -> Result<VerifiedToken, BearerError> {
+    answer.remove("active");
+    let subject = answer
+        .get("sub")
+        .or_else(|| answer.get("client_id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(BearerError::MissingSubject)?
+        .to_string();
+    let now = unix_now();
+    let cap = now + max_ttl.as_secs();
+    let expires_at = Some(
+        answer
+            .get("exp")
+            .and_then(Value::as_u64)
+            .map_or(cap, |e| e.min(cap)),
+    );
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(BearerError::Expired);
+    }
+    let scopes = super::scopes_of(&answer);
+    Ok(VerifiedToken {
+        identity: Arc::new(Identity {
+            subject,
+            claims: answer,
+        }),
+        expires_at,
+        scopes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn active_answers_become_identities_capped_in_time() {
+        let answer =
+            json!({"active": true, "sub": "u1", "scope": "a b", "exp": unix_now() + 10_000});
+        let v =
+            verified_from(answer.as_object().unwrap().clone(), Duration::from_secs(60)).unwrap();
+        assert_eq!(v.identity.subject, "u1");
+        assert_eq!(v.scopes, ["a", "b"]);
+        assert!(v.expires_at.unwrap() <= unix_now() + 60);
+        let cc = json!({"active": true, "client_id": "svc"});
+        assert_eq!(
+            verified_from(cc.as_object().unwrap().clone(), Duration::from_secs(60))
+                .unwrap()
+                .identity
+                .subject,
+            "svc"
+        );
+        let nobody = json!({"active": true});
+        assert!(
+            verified_from(nobody.as_object().unwrap().clone(), Duration::from_secs(60)).is_err()
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! Bearer tokens: `Authorization: Bearer <token>` verified locally, with no network call per
+//! request.
+//!
+//! - [`keys`]: verification keys from JWKS (remote, refreshed; or files), PEM files, HMAC secrets;
+//! - [`verifier`]: the full check of a JWT against one trusted issuer;
+//! - [`cache`]: verified tokens by hash, so a repeat costs a lookup, not a signature check;
+//! - [`introspection`]: RFC 7662 for opaque tokens, cached.
+//!
+//! [`Bearer::verify`] is the entry point: size limit, cache, then introspection or JWT
+//! verification by the token's issuer.
+
+pub mod cache;
+pub mod introspection;
+pub mod keys;
+pub mod verifier;
+
+use crate::config::{BearerSettings, IntrospectionMode, JwksSource, OidcSettings};
+use crate::identity::Identity;
+use crate::oidc::provider::Provider;
+use async_trait::async_trait;
+use cache::{token_hash, TokenCache};
+use introspection::Introspector;
+use keys::{JwksLocation, RemoteJwks};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use verifier::TrustedIssuer;
+
+/// What a verified token tells: who, until when, with which scopes.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub identity: Arc<Identity>,
+    /// Unix seconds (`exp`).
+    pub expires_at: Option<u64>,
+    pub scopes: Vec<String>,
+}
+
+impl VerifiedToken {
+    /// Whether the token carries every one of `required`.
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required.iter().all(|r| self.scopes.iter().any(|s| s == r))
+    }
+}
+
+/// The scopes of a token: `scope` (space-separated, RFC 8693/9068) or `scp` (array or string).
+pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
+    let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(s)), _) => words(s),
+        (_, Some(Value::Array(items))) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        (_, Some(Value::String(s))) => words(s),
+        _ => Vec::new(),
+    }
+}
+
+/// Why a bearer token was refused. Descriptions help the caller and never carry key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    #[error("the token is larger than the gateway accepts")]
+    TooLarge,
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("the token's algorithm is not allowed")]
+    AlgorithmNotAllowed,
+    #[error("the token has a critical header the gateway does not understand")]
+    UnsupportedCritical,
+    #[error("the token's issuer is not trusted")]
+    UnknownIssuer,
+    #[error("no key of the issuer matches the token's kid and algorithm")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("the token has no exp")]
+    MissingExp,
+    #[error("the token's issuer does not match")]
+    WrongIssuer,
+    #[error("the token is not meant for this audience")]
+    WrongAudience,
+    #[error("the token carries an audience but none is configured for its issuer")]
+    UnexpectedAudience,
+    #[error("the token has no subject")]
+    MissingSubject,
+    #[error("the token is not active")]
+    Inactive,
+    #[error("the token could not be introspected")]
+    IntrospectionUnavailable,
+}
+
+impl BearerError {
+    /// Bounded label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        use BearerError::*;
+        match self {
+            TooLarge => "too_large",
+            Malformed(_) => "malformed",
+            AlgorithmNotAllowed => "bad_algorithm",
+            UnsupportedCritical => "unsupported_crit",
+            UnknownIssuer => "unknown_issuer",
+            UnknownKey => "unknown_kid",
+            BadSignature => "bad_signature",
+            Expired => "expired",
+            NotYetValid => "not_yet_valid",
+            IssuedInFuture => "issued_in_future",
+            MissingExp => "missing_exp",
+            WrongIssuer => "bad_issuer",
+            WrongAudience | UnexpectedAudience => "bad_audience",
+            MissingSubject => "missing_subject",
+            Inactive => "inactive",
+            IntrospectionUnavailable => "introspection_unavailable",
+        }
+    }
+}
+
+/// Bearer-token verification for the whole gateway.
+pub struct Bearer {
+    pub enabled: bool,
+    max_token_bytes: usize,
+    mode: IntrospectionMode,
+    issuers: Vec<TrustedIssuer>,
+    pub cache: TokenCache,
+    introspector: Introspector,
+}
+
+impl Bearer {
+    pub fn new(
+        settings: &BearerSettings,
+        oidc: &OidcSettings,
+        provider: Arc<Provider>,
+        http: reqwest::Client,
+    ) -> Self {
+        let issuers = settings
+            .issuers
+            .iter()
+            .map(|i| TrustedIssuer {
+                issuer: i.issuer.clone(),
+                audiences: i.audiences.clone(),
+                algorithms: i.algorithms.clone(),
+                subject_claim: i.subject_claim.clone(),
+                static_keys: i.static_keys.clone(),
+                remote: i.jwks.as_ref().map(|source| {
+                    let location = match source {
+                        JwksSource::Uri(u) => JwksLocation::Fixed(u.clone()),
+                        JwksSource::Discovery => JwksLocation::Discovery(provider.clone()),
+                    };
+                    Arc::new(RemoteJwks::new(
+                        location,
+                        http.clone(),
+                        settings.unknown_kid_min_interval,
+                    ))
+                }),
+                leeway: settings.leeway,
+                require_exp: settings.require_exp,
+            })
+            .collect();
+        Self {
+            enabled: settings.enabled,
+            max_token_bytes: settings.max_token_bytes,
+            mode: settings.introspection,
+            issuers,
+            cache: TokenCache::new(settings.cache_capacity, settings.cache_max_ttl),
+            introspector: Introspector::new(
+                provider,
+                oidc.clone(),
+                http,
+                settings.introspection_cache_max,
+                settings.introspection_negative_ttl,
+            ),
+        }
+    }
+
+    /// Verify a bearer token: cache first, then introspection or local JWT verification.
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, BearerError> {
+        if token.len() > self.max_token_bytes {
+            return Err(BearerError::TooLarge);
+        }
+        let hash = token_hash(token);
+        if let Some(hit) = self.cache.get_hashed(&hash) {
+            return Ok(hit);
+        }
+        let is_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
+        match (self.mode, is_jwt) {
+            (IntrospectionMode::Always, _) | (IntrospectionMode::Opaque, false) => {
+                return self.introspector.introspect(token, &self.cache).await;
+            }
+            (IntrospectionMode::Off, false) => return Err(BearerError::Malformed("not a JWT")),
+            _ => {}
+        }
+        let parsed = verifier::parse(token)?;
+        let iss = parsed
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(BearerError::UnknownIssuer)?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.issuer == iss)
+            .ok_or(BearerError::UnknownIssuer)?;
+        let verified = Arc::new(issuer.verify(&parsed).await?);
+        self.cache.insert(hash, verified.clone());
+        Ok(verified)
+    }
+
+    /// The remote key sets to keep fresh.
+    pub fn remote_jwks(&self) -> Vec<Arc<RemoteJwks>> {
+        self.issuers
+            .iter()
+            .filter_map(|i| i.remote.clone())
+            .collect()
+    }
+}
+
+/// Background refresh of every remote JWKS: at start (retrying with backoff until it works),
+/// then every `bearer.jwks_refresh_interval`.
+pub struct JwksRefresher {
+    pub bearer: Arc<Bearer>,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let sets = self.bearer.remote_jwks();
+        if sets.is_empty() {
+            return;
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut all_ok = true;
+            for set in &sets {
+                match set.refresh().await {
+                    Ok(n) => tracing::debug!(keys = n, "JWKS refreshed"),
+                    Err(e) => {
+                        all_ok = false;
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys");
+                    }
+                }
+            }
+            let wait = if all_ok {
+                backoff = Duration::from_secs(1);
+                self.interval
+            } else {
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                w.min(self.interval)
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(scopes_of(&m(json!({"scope": "a  b"}))), ["a", "b"]);
+        assert_eq!(scopes_of(&m(json!({"scp": ["x", 1, "y"]}))), ["x", "y"]);
+        assert_eq!(scopes_of(&m(json!({"scp": "z"}))), ["z"]);
+        assert!(scopes_of(&m(json!({"scope": 5}))).is_empty());
+    }
+}
