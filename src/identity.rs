@@ -135,10 +135,12 @@ impl HeaderMapping {
                 out.push((name, v));
             }
         };
-        push(
-            format!("{prefix}{USER}"),
-            identity.claim_text(&self.user_claim),
-        );
+        // A token without the user claim (a machine's client-credentials token) is still
+        // somebody: its subject.
+        let user = identity
+            .claim_text(&self.user_claim)
+            .unwrap_or_else(|| identity.subject.clone());
+        push(format!("{prefix}{USER}"), Some(user));
         push(
             format!("{prefix}{EMAIL}"),
             identity.claim_text(&self.email_claim),

@@ -51,10 +51,8 @@ impl VerifyKey {
 
     /// A key from a PEM public key (RSA, EC or Ed25519).
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        let attempts: [(
-            AlgorithmFamily,
-            fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
-        ); 3] = [
+        type PemParser = fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>;
+        let attempts: [(AlgorithmFamily, PemParser); 3] = [
             (AlgorithmFamily::Rsa, DecodingKey::from_rsa_pem),
             (AlgorithmFamily::Ec, DecodingKey::from_ec_pem),
             (AlgorithmFamily::Ed, DecodingKey::from_ed_pem),

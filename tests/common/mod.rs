@@ -119,7 +119,7 @@ pub fn op_clients(gw_port: u16) -> Value {
             "token_endpoint_auth_method": method,
             "redirect_uris": [format!("{base}/oauth2/callback")],
             "post_logout_redirect_uris": [format!("{base}/logged-out")],
-            "grant_types": ["authorization_code", "refresh_token"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
             "backchannel_logout_uri": format!("{base}/oauth2/backchannel-logout"),
             "backchannel_logout_session_required": true,
         });
