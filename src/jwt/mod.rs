@@ -192,11 +192,19 @@ impl Bearer {
         let is_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
         match (self.mode, is_jwt) {
             (IntrospectionMode::Always, _) | (IntrospectionMode::Opaque, false) => {
-                return self.introspector.introspect(token, &self.cache).await;
+                self.introspector.introspect(token, &self.cache).await
             }
-            (IntrospectionMode::Off, false) => return Err(BearerError::Malformed("not a JWT")),
-            _ => {}
+            (IntrospectionMode::Off, false) => Err(BearerError::Malformed("not a JWT")),
+            _ => {
+                let verified = Arc::new(self.verify_jwt(token).await?);
+                self.cache.insert(hash, verified.clone());
+                Ok(verified)
+            }
         }
+    }
+
+    /// Verify a JWT locally, without the cache: parse, pick the issuer by `iss`, check.
+    pub async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, BearerError> {
         let parsed = verifier::parse(token)?;
         let iss = parsed
             .claims
@@ -208,9 +216,7 @@ impl Bearer {
             .iter()
             .find(|i| i.issuer == iss)
             .ok_or(BearerError::UnknownIssuer)?;
-        let verified = Arc::new(issuer.verify(&parsed).await?);
-        self.cache.insert(hash, verified.clone());
-        Ok(verified)
+        issuer.verify(&parsed).await
     }
 
     /// The remote key sets to keep fresh.
