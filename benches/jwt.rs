@@ -43,10 +43,26 @@ fn cases(dir: &std::path::Path) -> (Vec<Case>, String) {
                "groups": ["a", "b"]})
     };
     for (alg, issuer, rc) in [
-        (Algorithm::RS256, "https://rs256.bench", Some(&rcgen::PKCS_RSA_SHA256)),
-        (Algorithm::PS256, "https://ps256.bench", Some(&rcgen::PKCS_RSA_SHA256)),
-        (Algorithm::ES256, "https://es256.bench", Some(&rcgen::PKCS_ECDSA_P256_SHA256)),
-        (Algorithm::EdDSA, "https://eddsa.bench", Some(&rcgen::PKCS_ED25519)),
+        (
+            Algorithm::RS256,
+            "https://rs256.bench",
+            Some(&rcgen::PKCS_RSA_SHA256),
+        ),
+        (
+            Algorithm::PS256,
+            "https://ps256.bench",
+            Some(&rcgen::PKCS_RSA_SHA256),
+        ),
+        (
+            Algorithm::ES256,
+            "https://es256.bench",
+            Some(&rcgen::PKCS_ECDSA_P256_SHA256),
+        ),
+        (
+            Algorithm::EdDSA,
+            "https://eddsa.bench",
+            Some(&rcgen::PKCS_ED25519),
+        ),
         (Algorithm::HS256, "https://hs256.bench", None),
     ] {
         let (signing, verify_key, source) = match rc {
@@ -70,7 +86,14 @@ fn cases(dir: &std::path::Path) -> (Vec<Case>, String) {
                 };
                 let path = dir.join(format!("{alg:?}.pem"));
                 std::fs::write(&path, public).unwrap();
-                (signing, verify, format!("pem_files = [\"{}\"]\nalgorithms = [\"{alg:?}\"]", path.display()))
+                (
+                    signing,
+                    verify,
+                    format!(
+                        "pem_files = [\"{}\"]\nalgorithms = [\"{alg:?}\"]",
+                        path.display()
+                    ),
+                )
             }
             None => (
                 EncodingKey::from_secret(HMAC_SECRET.as_bytes()),

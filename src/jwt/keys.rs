@@ -187,19 +187,22 @@ impl RemoteJwks {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    fn url(&self) -> Result<String, String> {
+    /// The JWKS URL; `None` while the provider's discovery document is not loaded.
+    fn url(&self) -> Option<String> {
         match &self.location {
-            JwksLocation::Fixed(url) => Ok(url.clone()),
+            JwksLocation::Fixed(url) => Some(url.clone()),
             JwksLocation::Discovery(provider) => provider
                 .snapshot()
-                .map(|s| s.metadata.jwks_uri().url().to_string())
-                .ok_or_else(|| "provider metadata not loaded yet".to_string()),
+                .map(|s| s.metadata.jwks_uri().url().to_string()),
         }
     }
 
-    /// Fetch the set now; on failure the previous keys stay. Returns the number of keys.
-    pub async fn refresh(&self) -> Result<usize, String> {
-        let url = self.url()?;
+    /// Fetch the set now; on failure the previous keys stay. Returns the number of keys, or
+    /// `Ok(None)` when the provider's discovery (which names the URL) is not loaded yet.
+    pub async fn refresh(&self) -> Result<Option<usize>, String> {
+        let Some(url) = self.url() else {
+            return Ok(None);
+        };
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -218,7 +221,7 @@ impl RemoteJwks {
         let set = KeySet::from_jwks(&body).map_err(|e| format!("{url}: {e}"))?;
         let n = set.keys.len();
         self.keys.store(Arc::new(set));
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// A token names `kid`, unknown here: refetch unless another caller just did or the rate
@@ -233,7 +236,8 @@ impl RemoteJwks {
         }
         *last = Some(Instant::now());
         match self.refresh().await {
-            Ok(n) => tracing::info!(keys = n, "JWKS refetched for an unknown kid"),
+            Ok(Some(n)) => tracing::info!(keys = n, "JWKS refetched for an unknown kid"),
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "JWKS refetch failed; keeping the previous keys"),
         }
         self.keys.load().has_kid(kid)

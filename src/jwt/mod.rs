@@ -247,7 +247,9 @@ impl BackgroundService for JwksRefresher {
             let mut all_ok = true;
             for set in &sets {
                 match set.refresh().await {
-                    Ok(n) => tracing::debug!(keys = n, "JWKS refreshed"),
+                    Ok(Some(n)) => tracing::debug!(keys = n, "JWKS refreshed"),
+                    // The provider loader logs why discovery is not there yet.
+                    Ok(None) => all_ok = false,
                     Err(e) => {
                         all_ok = false;
                         tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys");
