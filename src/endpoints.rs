@@ -1,19 +1,20 @@
 //! The gateway's own endpoints under `server.endpoint_prefix` (default `/oauth2`), named as in
-//! oauth2-proxy: `start`, `callback`, `userinfo`.
+//! oauth2-proxy where it has them: `start`, `callback`, `userinfo`, `logout` (alias `sign_out`),
+//! plus `backchannel-logout` and `frontchannel-logout`.
 
 use crate::auth;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::oidc::callback::{self, CallbackParams};
-use crate::oidc::{login, redirect};
+use crate::oidc::{backchannel, login, logout, redirect};
 use crate::reply::Reply;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use serde_json::json;
 
-/// Largest form body accepted by a gateway endpoint.
-const MAX_FORM_BODY: usize = 64 * 1024;
+/// Largest body accepted by a gateway endpoint.
+const MAX_BODY: usize = 64 * 1024;
 
 /// Answer a request for `{prefix}{sub_path}`.
 pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_path: &str) -> Reply {
@@ -30,11 +31,32 @@ pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_pa
                 .to_vec();
             finish_login(gw, config, session, &query).await
         }
-        ("POST", "/callback") => match read_form(session).await {
+        ("POST", "/callback") => match read_body(session, FORM).await {
             Ok(body) => finish_login(gw, config, session, &body).await,
             Err(e) => Err(e),
         },
         ("GET", "/userinfo") => userinfo(gw, config, session).await,
+        ("GET", "/logout" | "/sign_out") => Ok(rp_logout(gw, config, session).await),
+        ("POST", "/logout" | "/sign_out") if has_content_type(session, JSON) => {
+            match read_body(session, JSON).await {
+                Ok(body) => logout::api(gw, config, &body).await,
+                Err(e) => Err(e),
+            }
+        }
+        // A browser form posting to sign_out is an RP-initiated logout.
+        ("POST", "/logout" | "/sign_out") => Ok(rp_logout(gw, config, session).await),
+        ("POST", "/backchannel-logout") => Ok(match read_body(session, FORM).await {
+            Ok(body) => backchannel::handle(gw, config, &body).await,
+            Err(e) => backchannel::invalid(&e.to_string()),
+        }),
+        ("GET", "/frontchannel-logout") => {
+            let query = session.req_header().uri.query().unwrap_or("");
+            let cookie = crate::session::cookie::find(
+                session.req_header(),
+                &config.session.cookies.session_name,
+            );
+            logout::frontchannel(gw, config, query, cookie).await
+        }
         _ => Err(GatewayError::NotFound),
     };
     result.unwrap_or_else(|e| {
@@ -105,28 +127,39 @@ async fn userinfo(gw: &Gateway, config: &Config, session: &Session) -> Result<Re
     ))
 }
 
-/// Read an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BODY`] bytes.
-async fn read_form(session: &mut Session) -> Result<Bytes, GatewayError> {
-    let is_form = session
+async fn rp_logout(gw: &Gateway, config: &Config, session: &Session) -> Reply {
+    let req = session.req_header();
+    let query = req.uri.query().unwrap_or("");
+    let cookie = crate::session::cookie::find(req, &config.session.cookies.session_name);
+    logout::rp_initiated(gw, config, query, cookie).await
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+fn has_content_type(session: &Session, expected: &str) -> bool {
+    session
         .req_header()
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err(GatewayError::BadRequest(
-            "expected a form body (application/x-www-form-urlencoded)",
-        ));
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(expected))
+}
+
+/// Read a body of the `expected` content type, at most [`MAX_BODY`] bytes.
+async fn read_body(session: &mut Session, expected: &'static str) -> Result<Bytes, GatewayError> {
+    if !has_content_type(session, expected) {
+        return Err(GatewayError::BadRequest(if expected == FORM {
+            "expected a form body (application/x-www-form-urlencoded)"
+        } else {
+            "expected a JSON body (application/json)"
+        }));
     }
     let mut body = BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_FORM_BODY {
+                if body.len() + chunk.len() > MAX_BODY {
                     return Err(GatewayError::BodyTooLarge);
                 }
                 body.extend_from_slice(&chunk);

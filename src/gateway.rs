@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::jwt::Bearer;
 use crate::oidc::provider::Provider;
+use crate::session::events::SessionEvents;
 use crate::session::memory::MemoryStore;
 use crate::session::SessionStore;
 use arc_swap::ArcSwap;
@@ -17,6 +18,8 @@ pub struct Gateway {
     pub provider: Arc<Provider>,
     /// Bearer-token verification (keys, verified-token cache, introspection).
     pub bearer: Arc<Bearer>,
+    /// What happens when a session ends (log, metric, webhooks).
+    pub events: Arc<SessionEvents>,
     /// The client for every call to the provider.
     pub http: reqwest::Client,
 }
@@ -27,10 +30,12 @@ impl Gateway {
         let http =
             crate::http_client::build(config.oidc.connect_timeout, config.oidc.request_timeout);
         let provider = Arc::new(Provider::new(config.oidc.clone(), http.clone()));
+        let events = Arc::new(SessionEvents::new(config.logout.webhooks.clone()));
         let store = Arc::new(MemoryStore::new(
             config.session.max_sessions,
             config.session.idle_timeout,
             config.session.login_timeout,
+            events.clone(),
         ));
         let bearer = Arc::new(Bearer::new(
             &config.bearer,
@@ -43,6 +48,7 @@ impl Gateway {
             store,
             provider,
             bearer,
+            events,
             http,
         })
     }

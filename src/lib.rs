@@ -17,14 +17,18 @@
 //! - [`proxy`]: the `ProxyHttp` implementation; phase methods that delegate.
 //! - [`routes`]: path normalization and route matching (public, protected, api).
 //! - [`auth`]: what credential a request carries and whether it is valid.
-//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/userinfo`.
-//! - [`oidc`]: provider discovery and keys, login, callback, same-site redirect checks.
-//! - [`session`]: session ids, the `SessionStore` trait, the moka store, cookies.
+//! - [`endpoints`]: `/oauth2/start`, `callback`, `userinfo`, `logout`, `backchannel-logout`,
+//!   `frontchannel-logout`.
+//! - [`oidc`]: provider discovery and keys, login, callback, logout (RP-initiated, API,
+//!   back-channel, front-channel), token revocation, same-site redirect checks.
+//! - [`session`]: session ids, the `SessionStore` trait, the moka store, cookies, what happens
+//!   when a session ends (log, metric, logged-out webhooks).
 //! - [`jwt`]: bearer tokens: keys and JWKS rotation, verification, verified-token cache,
 //!   introspection.
 //! - [`identity`]: the verified identity and the headers derived from it.
 //! - [`upstream`]: resolved upstream addresses and pingora peers.
-//! - [`admin`]: `/healthz` and `/readyz` on the admin listener.
+//! - [`metrics`]: every Prometheus metric, defined once.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and ending sessions, on the admin listener.
 //! - [`error`]: every refusal as one enum, mapped to HTTP answers in one place.
 //! - [`reply`]: responses the gateway writes itself.
 //! - [`secret`]: a string type that never prints its value.
@@ -39,6 +43,7 @@ pub mod gateway;
 pub mod http_client;
 pub mod identity;
 pub mod jwt;
+pub mod metrics;
 pub mod oidc;
 pub mod proxy;
 pub mod reply;

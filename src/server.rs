@@ -7,6 +7,7 @@ use crate::gateway::Gateway;
 use crate::jwt::JwksRefresher;
 use crate::oidc::provider::ProviderLoader;
 use crate::proxy::AuthProxy;
+use crate::session::events::{ExpirySweeper, WebhookWorker};
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -85,7 +86,23 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
 
     server.add_service(proxy);
     server.add_service(admin);
+    let webhooks = background_service(
+        "logged-out webhooks",
+        WebhookWorker {
+            events: gateway.events.clone(),
+            http: gateway.http.clone(),
+        },
+    );
+    let sweeper = background_service(
+        "session expiry",
+        ExpirySweeper {
+            store: gateway.store.clone(),
+            every: std::time::Duration::from_secs(5),
+        },
+    );
     server.add_service(loader);
     server.add_service(jwks_refresher);
+    server.add_service(webhooks);
+    server.add_service(sweeper);
     Ok((server, gateway))
 }

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub session: SessionSection,
     pub headers: HeadersSection,
     pub bearer: BearerSection,
+    pub logout: LogoutSection,
     pub routes: Vec<RouteSection>,
 }
 
@@ -250,4 +251,46 @@ pub struct IssuerSection {
     pub pem_files: Vec<String>,
     pub hmac_secret: Option<String>,
     pub hmac_algorithm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct LogoutSection {
+    pub post_logout_redirect_url: Option<String>,
+    pub allowed_redirects: Vec<String>,
+    pub revoke_tokens: bool,
+    pub revocation_timeout: String,
+    pub backchannel_max_age: String,
+    pub webhooks: Vec<WebhookSection>,
+}
+
+impl Default for LogoutSection {
+    fn default() -> Self {
+        Self {
+            post_logout_redirect_url: None,
+            allowed_redirects: Vec::new(),
+            revoke_tokens: true,
+            revocation_timeout: "3s".into(),
+            backchannel_max_age: "5m".into(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct WebhookSection {
+    pub url: String,
+    pub timeout: String,
+    pub retries: u32,
+}
+
+impl Default for WebhookSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout: "2s".into(),
+            retries: 3,
+        }
+    }
 }

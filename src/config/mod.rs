@@ -16,6 +16,7 @@ use crate::jwt::keys::{KeySet, VerifyKey};
 use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
 use crate::secret::Secret;
 use crate::session::cookie::CookieSettings;
+use crate::session::events::Webhook;
 use crate::upstream::Upstream;
 use cookie::SameSite;
 pub use file::FileConfig;
@@ -187,6 +188,19 @@ pub struct BearerSettings {
     pub issuers: Vec<IssuerSettings>,
 }
 
+/// `[logout]`, validated.
+#[derive(Debug, Clone)]
+pub struct LogoutSettings {
+    /// Where browsers land after logout when no allowed `rd` is given.
+    pub post_logout_redirect_url: Url,
+    /// Absolute URLs a post-logout target may be (the default is always allowed).
+    pub allowed_redirects: Vec<Url>,
+    pub revoke_tokens: bool,
+    pub revocation_timeout: Duration,
+    pub backchannel_max_age: Duration,
+    pub webhooks: Vec<Webhook>,
+}
+
 /// `[session]`, validated.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -206,6 +220,7 @@ pub struct Config {
     pub session: SessionSettings,
     pub headers: HeaderMapping,
     pub bearer: BearerSettings,
+    pub logout: LogoutSettings,
     pub routes: RouteTable,
 }
 
@@ -331,6 +346,7 @@ impl TryFrom<FileConfig> for Config {
         let session = v.session(f.session);
         let headers = v.headers(f.headers);
         let bearer = v.bearer(f.bearer, &oidc);
+        let logout = v.logout(f.logout, &oidc);
 
         let mut routes = Vec::new();
         for (i, r) in f.routes.into_iter().enumerate() {
@@ -383,6 +399,7 @@ impl TryFrom<FileConfig> for Config {
             session,
             headers,
             bearer,
+            logout,
         })
     }
 }
@@ -632,6 +649,53 @@ const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
 ];
 
 impl Validator {
+    fn logout(&mut self, l: file::LogoutSection, oidc: &OidcSettings) -> LogoutSettings {
+        let default_target = {
+            let mut u = oidc.redirect_url.clone();
+            u.set_path("/");
+            u.set_query(None);
+            u.set_fragment(None);
+            u
+        };
+        let post_logout_redirect_url = match &l.post_logout_redirect_url {
+            Some(raw) => self.url("logout.post_logout_redirect_url", raw, false),
+            None => default_target,
+        };
+        let mut allowed_redirects = vec![post_logout_redirect_url.clone()];
+        for (i, raw) in l.allowed_redirects.iter().enumerate() {
+            allowed_redirects.push(self.url(&format!("logout.allowed_redirects[{i}]"), raw, false));
+        }
+        let webhooks = l
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let url = self.url(&format!("logout.webhooks[{i}].url"), &w.url, false);
+                Webhook {
+                    url: url.to_string(),
+                    timeout: self.duration(&format!("logout.webhooks[{i}].timeout"), &w.timeout),
+                    retries: w.retries,
+                }
+            })
+            .collect();
+        let backchannel_max_age =
+            self.duration("logout.backchannel_max_age", &l.backchannel_max_age);
+        if backchannel_max_age > Duration::from_secs(3600) {
+            self.bad::<()>(
+                "logout.backchannel_max_age",
+                "must be at most 1h (the replay cache keeps 2h)",
+            );
+        }
+        LogoutSettings {
+            post_logout_redirect_url,
+            allowed_redirects,
+            revoke_tokens: l.revoke_tokens,
+            revocation_timeout: self.duration("logout.revocation_timeout", &l.revocation_timeout),
+            backchannel_max_age,
+            webhooks,
+        }
+    }
+
     fn bearer(&mut self, b: file::BearerSection, oidc: &OidcSettings) -> BearerSettings {
         let introspection = match b.introspection.as_str() {
             "off" => IntrospectionMode::Off,

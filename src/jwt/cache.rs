@@ -22,18 +22,37 @@ pub fn token_hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
-struct UntilExp {
-    max_ttl: Duration,
+/// A cache value that knows until when (Unix seconds) it may be kept.
+pub trait Expires {
+    fn expires_at(&self) -> Option<u64>;
 }
 
-impl Expiry<TokenHash, Arc<VerifiedToken>> for UntilExp {
+impl Expires for Arc<VerifiedToken> {
+    fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+}
+
+/// A deny-list entry: the revoked token's `exp`.
+impl Expires for Option<u64> {
+    fn expires_at(&self) -> Option<u64> {
+        *self
+    }
+}
+
+/// Keeps an entry until its value's expiry, and never longer than `max_ttl`.
+pub struct UntilExp {
+    pub max_ttl: Duration,
+}
+
+impl<V: Expires> Expiry<TokenHash, V> for UntilExp {
     fn expire_after_create(
         &self,
         _key: &TokenHash,
-        value: &Arc<VerifiedToken>,
+        value: &V,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(match value.expires_at {
+        Some(match value.expires_at() {
             Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now())).min(self.max_ttl),
             None => self.max_ttl,
         })

@@ -7,8 +7,9 @@
 
 use super::cache::{token_hash, TokenCache, TokenHash};
 use super::{BearerError, VerifiedToken};
-use crate::config::{ClientAuthMethod, OidcSettings};
+use crate::config::OidcSettings;
 use crate::identity::Identity;
+use crate::oidc::client_auth;
 use crate::oidc::provider::Provider;
 use crate::session::unix_now;
 use moka::sync::Cache;
@@ -71,21 +72,7 @@ impl Introspector {
             .and_then(|s| s.extra.introspection_endpoint.clone())
             .ok_or(BearerError::IntrospectionUnavailable)?;
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
-        let mut req = self.http.post(endpoint.as_str());
-        let secret = self.oidc.client_secret.as_ref().map(|s| s.expose());
-        match (self.oidc.auth_method, secret) {
-            (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
-                req = req.basic_auth(
-                    form_urlencode(&self.oidc.client_id),
-                    Some(form_urlencode(secret)),
-                );
-            }
-            (ClientAuthMethod::ClientSecretPost, Some(secret)) => {
-                form.push(("client_id", &self.oidc.client_id));
-                form.push(("client_secret", secret));
-            }
-            _ => form.push(("client_id", &self.oidc.client_id)),
-        }
+        let req = client_auth(self.http.post(endpoint.as_str()), &mut form, &self.oidc);
         let resp = req
             .header(http::header::ACCEPT, "application/json")
             .form(&form)
@@ -104,11 +91,6 @@ impl Introspector {
             BearerError::IntrospectionUnavailable
         })
     }
-}
-
-/// RFC 6749 §2.3.1: client credentials in Basic auth are form-urlencoded first.
-fn form_urlencode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// The identity of an active introspection answer. A token without `sub` (client credentials)

@@ -28,6 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use verifier::TrustedIssuer;
 
+/// How long a revoked opaque token stays on the deny-list (it has no `exp` to read).
+const REVOKED_OPAQUE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What a verified token tells: who, until when, with which scopes.
 #[derive(Debug)]
 pub struct VerifiedToken {
@@ -94,6 +97,8 @@ pub enum BearerError {
     MissingSubject,
     #[error("the token is not active")]
     Inactive,
+    #[error("the token was revoked by a logout")]
+    Revoked,
     #[error("the token could not be introspected")]
     IntrospectionUnavailable,
 }
@@ -118,6 +123,7 @@ impl BearerError {
             WrongAudience | UnexpectedAudience => "bad_audience",
             MissingSubject => "missing_subject",
             Inactive => "inactive",
+            Revoked => "revoked",
             IntrospectionUnavailable => "introspection_unavailable",
         }
     }
@@ -130,6 +136,9 @@ pub struct Bearer {
     mode: IntrospectionMode,
     issuers: Vec<TrustedIssuer>,
     pub cache: TokenCache,
+    /// Hashes of tokens revoked by a logout, until their `exp`: a revoked JWT's signature is
+    /// still valid, so without this it would verify again.
+    revoked: moka::sync::Cache<cache::TokenHash, Option<u64>>,
     introspector: Introspector,
 }
 
@@ -170,6 +179,14 @@ impl Bearer {
             mode: settings.introspection,
             issuers,
             cache: TokenCache::new(settings.cache_capacity, settings.cache_max_ttl),
+            revoked: moka::sync::Cache::builder()
+                .max_capacity(settings.cache_capacity)
+                .expire_after(cache::UntilExp {
+                    // A JWT is refused until its exp; an opaque token (no exp to read) for a day,
+                    // by which time the provider's introspection says it is inactive anyway.
+                    max_ttl: REVOKED_OPAQUE_TTL.max(settings.cache_max_ttl),
+                })
+                .build(),
             introspector: Introspector::new(
                 provider,
                 oidc.clone(),
@@ -188,6 +205,9 @@ impl Bearer {
         let hash = token_hash(token);
         if let Some(hit) = self.cache.get_hashed(&hash) {
             return Ok(hit);
+        }
+        if self.revoked.contains_key(&hash) {
+            return Err(BearerError::Revoked);
         }
         let is_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
         match (self.mode, is_jwt) {
@@ -217,6 +237,16 @@ impl Bearer {
             .find(|i| i.issuer == iss)
             .ok_or(BearerError::UnknownIssuer)?;
         issuer.verify(&parsed).await
+    }
+
+    /// Stop accepting `token` (a logout revoked it): out of the cache, and refused until its
+    /// `exp` (a JWT's, read without verification: revoking a forged token harms nothing).
+    pub fn revoke(&self, token: &str) {
+        let exp = verifier::parse(token)
+            .ok()
+            .and_then(|t| t.claims.get("exp").and_then(Value::as_u64));
+        self.revoked.insert(token_hash(token), exp);
+        self.cache.invalidate(token);
     }
 
     /// The remote key sets to keep fresh.

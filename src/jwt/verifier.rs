@@ -28,6 +28,7 @@ use std::time::Duration;
 pub struct JoseHeader {
     pub alg: String,
     pub kid: Option<String>,
+    pub typ: Option<String>,
     pub crit: Option<Value>,
 }
 

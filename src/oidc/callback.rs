@@ -13,6 +13,7 @@ use crate::config::{ClientAuthMethod, Config};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::identity::Identity;
+use crate::metrics::METRICS;
 use crate::oidc::login::remaining_states;
 use crate::oidc::provider::ProviderSnapshot;
 use crate::reply::Reply;
@@ -119,6 +120,7 @@ pub async fn complete(
         .insert(Arc::new(session))
         .await
         .map_err(|_| GatewayError::StoreUnavailable)?;
+    METRICS.sessions_created.inc();
 
     let cookies = &config.session.cookies;
     let remaining = remaining_states(login_cookie, state);

@@ -8,6 +8,7 @@
 //! good snapshot. A login attempt while nothing is loaded wakes the loader at once.
 
 use crate::config::OidcSettings;
+use crate::jwt::keys::KeySet;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
@@ -35,8 +36,8 @@ pub struct ProviderSnapshot {
     /// Includes the JWKS (`jwks()`).
     pub metadata: CoreProviderMetadata,
     pub extra: ExtraMetadata,
-    /// The JWKS document as fetched, for verifiers other than openidconnect's.
-    pub jwks_json: bytes::Bytes,
+    /// The same keys for jsonwebtoken (logout tokens).
+    pub keys: KeySet,
     pub key_count: usize,
 }
 
@@ -114,10 +115,14 @@ impl Provider {
         let jwks: CoreJsonWebKeySet =
             serde_json::from_slice(&jwks_json).map_err(|e| invalid(&jwks_url, e))?;
         let key_count = jwks.keys().len();
+        let keys = KeySet::from_jwks(&jwks_json).map_err(|reason| ProviderError::Invalid {
+            url: jwks_url.clone(),
+            reason,
+        })?;
         Ok(ProviderSnapshot {
             metadata: metadata.set_jwks(jwks),
             extra,
-            jwks_json,
+            keys,
             key_count,
         })
     }

@@ -4,12 +4,22 @@
 //! `expires_at` (a per-entry [`Expiry`]); capacity is bounded (`session.max_sessions`), the
 //! least-recently-used going first. Pending logins live for `session.login_timeout` and are
 //! capped too, so a flood of unauthenticated requests cannot grow memory without bound.
+//!
+//! Sessions are indexed by provider session id (`sid`), subject and token hash so back-channel,
+//! front-channel and API logout find them; moka's eviction listener keeps the index in step and
+//! reports expiries and evictions to the [`SessionEndListener`].
 
-use super::{unix_now, PendingLogin, Session, SessionKey, SessionStore, StoreError};
+use super::{
+    unix_now, EndReason, PendingLogin, Session, SessionEndListener, SessionKey, SessionStore,
+    StoreError, TokenHash,
+};
 use async_trait::async_trait;
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use moka::Expiry;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Pending logins kept at most, whatever the load.
@@ -59,30 +69,112 @@ impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
     }
 }
 
+/// Sessions by provider session id, subject and token hash, for logout. Kept in step with the
+/// cache by the eviction listener, whatever removed an entry.
+#[derive(Default)]
+struct SessionIndex {
+    by_sid: HashMap<String, Vec<SessionKey>>,
+    by_subject: HashMap<String, Vec<SessionKey>>,
+    by_token: HashMap<TokenHash, SessionKey>,
+}
+
+impl SessionIndex {
+    fn add(&mut self, s: &Session) {
+        if let Some(sid) = &s.sid {
+            self.by_sid.entry(sid.clone()).or_default().push(s.key);
+        }
+        self.by_subject
+            .entry(s.identity.subject.clone())
+            .or_default()
+            .push(s.key);
+        for hash in s.token_hashes() {
+            self.by_token.insert(hash, s.key);
+        }
+    }
+
+    fn remove(&mut self, s: &Session) {
+        fn unlink(map: &mut HashMap<String, Vec<SessionKey>>, name: &str, key: SessionKey) {
+            if let Some(keys) = map.get_mut(name) {
+                keys.retain(|k| *k != key);
+                if keys.is_empty() {
+                    map.remove(name);
+                }
+            }
+        }
+        if let Some(sid) = &s.sid {
+            unlink(&mut self.by_sid, sid, s.key);
+        }
+        unlink(&mut self.by_subject, &s.identity.subject, s.key);
+        for hash in s.token_hashes() {
+            if self.by_token.get(&hash) == Some(&s.key) {
+                self.by_token.remove(&hash);
+            }
+        }
+    }
+}
+
 /// Sessions and pending logins in this process.
 pub struct MemoryStore {
     sessions: Cache<SessionKey, Arc<Session>>,
     pending: Cache<String, PendingLogin>,
+    index: Arc<Mutex<SessionIndex>>,
+    listener: Arc<dyn SessionEndListener>,
 }
 
 impl MemoryStore {
-    pub fn new(max_sessions: u64, idle_timeout: Duration, login_timeout: Duration) -> Self {
+    pub fn new(
+        max_sessions: u64,
+        idle_timeout: Duration,
+        login_timeout: Duration,
+        listener: Arc<dyn SessionEndListener>,
+    ) -> Self {
+        let index = Arc::new(Mutex::new(SessionIndex::default()));
+        let on_removal = {
+            let index = index.clone();
+            let listener = listener.clone();
+            move |_key: Arc<SessionKey>, session: Arc<Session>, cause: RemovalCause| {
+                lock(&index).remove(&session);
+                // Explicit removals are reported by the method that made them, with its reason.
+                let reason = match cause {
+                    RemovalCause::Expired => EndReason::Expired,
+                    RemovalCause::Size => EndReason::Evicted,
+                    RemovalCause::Explicit | RemovalCause::Replaced => return,
+                };
+                listener.session_ended(&session, reason);
+            }
+        };
         Self {
             sessions: Cache::builder()
                 .max_capacity(max_sessions)
                 .expire_after(SessionExpiry { idle: idle_timeout })
+                .eviction_listener(on_removal)
                 .build(),
             pending: Cache::builder()
                 .max_capacity(MAX_PENDING_LOGINS)
                 .time_to_live(login_timeout)
                 .build(),
+            index,
+            listener,
         }
     }
+
+    fn remove_keys(&self, keys: Vec<SessionKey>, reason: EndReason) -> Vec<Arc<Session>> {
+        keys.into_iter()
+            .filter_map(|k| self.sessions.remove(&k))
+            .inspect(|s| self.listener.session_ended(s, reason))
+            .collect()
+    }
+}
+
+/// The index lock; a panic elsewhere while holding it leaves a usable index (plain maps).
+fn lock(index: &Mutex<SessionIndex>) -> std::sync::MutexGuard<'_, SessionIndex> {
+    index.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn insert(&self, session: Arc<Session>) -> Result<(), StoreError> {
+        lock(&self.index).add(&session);
         self.sessions.insert(session.key, session);
         Ok(())
     }
@@ -91,8 +183,43 @@ impl SessionStore for MemoryStore {
         Ok(self.sessions.get(key).filter(|s| !s.is_expired(unix_now())))
     }
 
-    async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
-        Ok(self.sessions.remove(key))
+    async fn remove(
+        &self,
+        key: &SessionKey,
+        reason: EndReason,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.remove_keys(vec![*key], reason).pop())
+    }
+
+    async fn remove_by_sid(
+        &self,
+        sid: &str,
+        reason: EndReason,
+    ) -> Result<Vec<Arc<Session>>, StoreError> {
+        let keys = lock(&self.index)
+            .by_sid
+            .get(sid)
+            .cloned()
+            .unwrap_or_default();
+        Ok(self.remove_keys(keys, reason))
+    }
+
+    async fn remove_by_subject(
+        &self,
+        sub: &str,
+        reason: EndReason,
+    ) -> Result<Vec<Arc<Session>>, StoreError> {
+        let keys = lock(&self.index)
+            .by_subject
+            .get(sub)
+            .cloned()
+            .unwrap_or_default();
+        Ok(self.remove_keys(keys, reason))
+    }
+
+    async fn find_by_token(&self, token: &TokenHash) -> Result<Option<Arc<Session>>, StoreError> {
+        let key = lock(&self.index).by_token.get(token).copied();
+        Ok(key.and_then(|k| self.sessions.get(&k)))
     }
 
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
@@ -107,6 +234,11 @@ impl SessionStore for MemoryStore {
     fn session_count(&self) -> u64 {
         self.sessions.entry_count()
     }
+
+    fn run_maintenance(&self) {
+        self.sessions.run_pending_tasks();
+        self.pending.run_pending_tasks();
+    }
 }
 
 #[cfg(test)]
@@ -115,22 +247,51 @@ mod tests {
     use crate::identity::Identity;
     use crate::secret::Secret;
     use crate::session::{SessionId, SessionTokens};
+    use std::sync::Mutex as StdMutex;
+
+    /// Records every reported end.
+    #[derive(Default)]
+    struct Recorder(StdMutex<Vec<(String, EndReason)>>);
+
+    impl SessionEndListener for Recorder {
+        fn session_ended(&self, session: &Session, reason: EndReason) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((session.identity.subject.clone(), reason));
+        }
+    }
+
+    fn new_store(idle: Duration) -> (MemoryStore, Arc<Recorder>) {
+        let rec = Arc::new(Recorder::default());
+        (
+            MemoryStore::new(10, idle, Duration::from_secs(60), rec.clone()),
+            rec,
+        )
+    }
 
     fn session(lifetime_secs: u64) -> Arc<Session> {
+        session_of("alice", None, lifetime_secs)
+    }
+
+    fn session_of(subject: &str, sid: Option<&str>, lifetime_secs: u64) -> Arc<Session> {
         let now = unix_now();
         Arc::new(Session {
             key: SessionId::generate().key(),
             identity: Arc::new(Identity {
-                subject: "alice".into(),
+                subject: subject.into(),
                 claims: Default::default(),
             }),
             tokens: SessionTokens {
-                access_token: Secret::new("at"),
+                access_token: Secret::new(format!("at-{}", crate::session::random_token())),
                 access_token_expires_at: None,
-                refresh_token: None,
+                refresh_token: Some(Secret::new(format!(
+                    "rt-{}",
+                    crate::session::random_token()
+                ))),
                 id_token: Secret::new("id"),
             },
-            sid: None,
+            sid: sid.map(str::to_string),
             created_at: now,
             expires_at: now + lifetime_secs,
         })
@@ -138,14 +299,29 @@ mod tests {
 
     #[tokio::test]
     async fn sessions_expire_when_idle_and_at_their_absolute_end() {
-        let store = MemoryStore::new(10, Duration::from_millis(300), Duration::from_secs(60));
+        let (store, ended) = new_store(Duration::from_millis(300));
         let idle = session(3600);
         store.insert(idle.clone()).await.unwrap();
         assert!(store.get(&idle.key).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(store.get(&idle.key).await.unwrap().is_none(), "idle expiry");
+        // moka's timer wheel has about one-second granularity: keep sweeping, as the
+        // background sweeper does.
+        for _ in 0..40 {
+            store.run_maintenance();
+            if !ended.0.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            *ended.0.lock().unwrap(),
+            [("alice".to_string(), EndReason::Expired)]
+        );
+        let by_token = store.find_by_token(&idle.token_hashes()[0]).await.unwrap();
+        assert!(by_token.is_none(), "the index forgets expired sessions");
 
-        let store = MemoryStore::new(10, Duration::from_secs(3600), Duration::from_secs(60));
+        let (store, _) = new_store(Duration::from_secs(3600));
         let dead = session(0);
         store.insert(dead.clone()).await.unwrap();
         assert!(
@@ -156,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn pending_logins_are_single_use() {
-        let store = MemoryStore::new(10, Duration::from_secs(60), Duration::from_secs(60));
+        let (store, _) = new_store(Duration::from_secs(60));
         let login = PendingLogin {
             nonce: Secret::new("n"),
             pkce_verifier: Secret::new("v"),
@@ -165,5 +341,46 @@ mod tests {
         store.put_pending("s1", login).await.unwrap();
         assert!(store.take_pending("s1").await.unwrap().is_some());
         assert!(store.take_pending("s1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_are_found_and_ended_by_sid_subject_and_token() {
+        let (store, ended) = new_store(Duration::from_secs(60));
+        let a1 = session_of("alice", Some("sid-1"), 3600);
+        let a2 = session_of("alice", Some("sid-2"), 3600);
+        let b = session_of("bob", Some("sid-1b"), 3600);
+        for s in [&a1, &a2, &b] {
+            store.insert(s.clone()).await.unwrap();
+        }
+        let found = store
+            .find_by_token(&a2.token_hashes()[1])
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(found.key == a2.key, "found by refresh token");
+        let gone = store
+            .remove_by_sid("sid-1", EndReason::Backchannel)
+            .await
+            .unwrap();
+        assert_eq!(gone.len(), 1);
+        assert!(store.get(&a1.key).await.unwrap().is_none());
+        let gone = store
+            .remove_by_subject("alice", EndReason::Admin)
+            .await
+            .unwrap();
+        assert_eq!(gone.len(), 1, "only a2 was left");
+        assert!(store.get(&b.key).await.unwrap().is_some());
+        assert!(store
+            .remove_by_sid("nope", EndReason::Backchannel)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            *ended.0.lock().unwrap(),
+            [
+                ("alice".to_string(), EndReason::Backchannel),
+                ("alice".to_string(), EndReason::Admin)
+            ]
+        );
     }
 }

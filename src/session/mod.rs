@@ -7,8 +7,11 @@
 //! - [`SessionStore`]: the storage contract (moka now, Redis for several replicas later), which
 //!   also holds pending logins so a callback can land on any replica that shares the store.
 //! - [`cookie`]: reading and writing the gateway's cookies.
+//! - [`events`]: what happens when a session ends, whatever ended it: a log line, a metric, the
+//!   logged-out webhooks.
 
 pub mod cookie;
+pub mod events;
 pub mod memory;
 
 use crate::identity::Identity;
@@ -116,6 +119,15 @@ impl Session {
     pub fn is_expired(&self, now: u64) -> bool {
         now >= self.expires_at
     }
+
+    /// Hashes of the access and refresh tokens (how the logout API finds the session).
+    pub fn token_hashes(&self) -> Vec<TokenHash> {
+        let mut out = vec![hash_token(self.tokens.access_token.expose())];
+        if let Some(r) = &self.tokens.refresh_token {
+            out.push(hash_token(r.expose()));
+        }
+        out
+    }
 }
 
 /// A login that has been sent to the provider and not yet come back.
@@ -125,6 +137,51 @@ pub struct PendingLogin {
     pub pkce_verifier: Secret,
     /// A same-site path, already checked.
     pub return_to: String,
+}
+
+/// Why a session ended: a bounded label for logs, metrics and webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// RP-initiated logout (`GET /oauth2/logout`).
+    Logout,
+    /// The logout API (`POST /oauth2/logout`).
+    LogoutApi,
+    /// OIDC back-channel logout from the provider.
+    Backchannel,
+    /// OIDC front-channel logout.
+    Frontchannel,
+    /// Idle timeout or absolute lifetime reached.
+    Expired,
+    /// Dropped to stay within `session.max_sessions`.
+    Evicted,
+    /// Ended by an operator on the admin listener.
+    Admin,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::LogoutApi => "logout_api",
+            EndReason::Backchannel => "backchannel",
+            EndReason::Frontchannel => "frontchannel",
+            EndReason::Expired => "expired",
+            EndReason::Evicted => "evicted",
+            EndReason::Admin => "admin",
+        }
+    }
+}
+
+/// Told about every session that ends, whatever ended it.
+pub trait SessionEndListener: Send + Sync {
+    fn session_ended(&self, session: &Session, reason: EndReason);
+}
+
+/// SHA-256 of a token, to find a session by one of its tokens without keeping the token as a key.
+pub type TokenHash = [u8; 32];
+
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Why the store failed (only a remote store can).
@@ -138,7 +195,29 @@ pub trait SessionStore: Send + Sync {
     async fn insert(&self, session: Arc<Session>) -> Result<(), StoreError>;
     /// The live session for `key`; expired ones are `None`. Counts as activity (idle timeout).
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError>;
-    async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError>;
+    /// End the session `key` for `reason` (the end listener is told).
+    async fn remove(
+        &self,
+        key: &SessionKey,
+        reason: EndReason,
+    ) -> Result<Option<Arc<Session>>, StoreError>;
+    /// End every session with the provider session id `sid`.
+    async fn remove_by_sid(
+        &self,
+        sid: &str,
+        reason: EndReason,
+    ) -> Result<Vec<Arc<Session>>, StoreError>;
+    /// End every session of the subject `sub`.
+    async fn remove_by_subject(
+        &self,
+        sub: &str,
+        reason: EndReason,
+    ) -> Result<Vec<Arc<Session>>, StoreError>;
+    /// The session holding the access or refresh token with this hash.
+    async fn find_by_token(&self, token: &TokenHash) -> Result<Option<Arc<Session>>, StoreError>;
+    /// Let the store notice expired sessions (so their end is reported without waiting for
+    /// traffic). Called periodically.
+    fn run_maintenance(&self);
     /// Remember a pending login under its `state` until the login timeout.
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError>;
     /// Take (and so consume) the pending login for `state`: a second call gets `None`.
