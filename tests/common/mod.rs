@@ -19,6 +19,8 @@ use url::Url;
 pub const BASIC_CLIENT: &str = "gw-basic";
 pub const POST_CLIENT: &str = "gw-post";
 pub const PUBLIC_CLIENT: &str = "gw-public";
+/// A client whose back-channel logout tokens carry `sub` only (no session required).
+pub const SUB_ONLY_CLIENT: &str = "gw-subonly";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 
 pub fn support_dir() -> PathBuf {
@@ -128,10 +130,13 @@ pub fn op_clients(gw_port: u16) -> Value {
         }
         c
     };
+    let mut sub_only = common(SUB_ONLY_CLIENT, "client_secret_basic");
+    sub_only["backchannel_logout_session_required"] = json!(false);
     json!([
         common(BASIC_CLIENT, "client_secret_basic"),
         common(POST_CLIENT, "client_secret_post"),
         common(PUBLIC_CLIENT, "none"),
+        sub_only,
     ])
 }
 
@@ -263,6 +268,8 @@ pub struct EnvOptions {
     pub extra_toml: String,
     /// Extra keys of the OP's config.
     pub op_extra: Value,
+    /// Extra lines of the `[session]` table.
+    pub session_extra: &'static str,
 }
 
 impl Default for EnvOptions {
@@ -274,6 +281,7 @@ impl Default for EnvOptions {
             scopes: vec!["openid", "profile", "email", "groups"],
             extra_toml: String::new(),
             op_extra: json!({}),
+            session_extra: "",
         }
     }
 }
@@ -324,9 +332,11 @@ retry_max_backoff = "1s"
 
 [session]
 cookie_secure = false
+{session}
 
 [headers.extra]
 "X-Forwarded-Name" = "name"
+"X-Sid" = "sid"
 
 [[routes]]
 name = "public"
@@ -343,7 +353,8 @@ auth = "api"
         method = opts.auth_method,
         mode = opts.response_mode,
         scopes = scopes.join(", "),
-        extra = opts.extra_toml,
+        extra = opts.extra_toml.replace("{GW_PORT}", &port.to_string()),
+        session = opts.session_extra,
     )
 }
 

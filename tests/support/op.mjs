@@ -218,6 +218,16 @@ server.on('request', async (req, res) => {
       console.error(`[op] rotated signing key, new kid ${kid}`);
       return json(res, 200, { kid });
     }
+    // The token values of one kind issued to one account (opaque token value = its id), so a
+    // test can ask the provider's introspection about a token the gateway holds.
+    if (req.method === 'GET' && path === '/__test/tokens') {
+      const q = new URL(req.url, 'http://x').searchParams;
+      const model = q.get('model') ?? 'RefreshToken';
+      const ids = [...store.keys()]
+        .filter((k) => k.startsWith(`${model}:`) && get(k)?.accountId === q.get('account'))
+        .map((k) => k.slice(model.length + 1));
+      return json(res, 200, { tokens: ids });
+    }
     if (path.startsWith('/__test/')) return json(res, 404, { error: 'not_found' });
     return handler(req, res);
   } catch (err) {

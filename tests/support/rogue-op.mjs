@@ -28,7 +28,7 @@ async function idToken(issuer, clientId, nonce, accessToken) {
   const now = Math.floor(Date.now() / 1000);
   const claims = {
     iss: issuer, sub: 'rogue-user', aud: clientId, iat: now, exp: now + 300, nonce,
-    at_hash: leftHalfSha256(accessToken),
+    at_hash: leftHalfSha256(accessToken), sid: 'rogue-sid',
   };
   let key = keyA.privateKey;
   let header = { alg: 'RS256', kid: 'a', typ: 'JWT' };
@@ -85,6 +85,15 @@ const server = http.createServer((req, res) => {
           token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
         });
         case 'GET /jwks': return send(res, 200, { keys: [publicJwkA] });
+        // Sign arbitrary claims with the published key A (kid "a" unless the header says
+        // otherwise): forged-but-validly-signed logout tokens for negative tests.
+        case 'POST /__test/sign': {
+          const { header = {}, claims } = JSON.parse(body || '{}');
+          const token = await new jose.SignJWT(claims)
+            .setProtectedHeader({ alg: 'RS256', kid: 'a', ...header })
+            .sign(keyA.privateKey);
+          return send(res, 200, { token });
+        }
         case 'POST /__scenario': {
           const { kind } = JSON.parse(body || '{}');
           if (!KINDS.has(kind)) return send(res, 400, { error: `unknown kind ${kind}`, kinds: [...KINDS] });
