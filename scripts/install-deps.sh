@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [cmake]=cmake          # pingora's libz-ng-sys and aws-lc-sys build with it
   [pkg-config]=pkg-config
+  [nginx]=nginx          # forward-auth tests run a real nginx with auth_request
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -11,6 +11,7 @@ use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::identity::Identity;
 use crate::jwt::VerifiedToken;
+use crate::metrics::METRICS;
 use crate::secret::Secret;
 use crate::session::{cookie, Session, SessionId};
 use pingora::http::RequestHeader;
@@ -60,7 +61,7 @@ pub async fn authenticate(
     req: &RequestHeader,
     required_scopes: &[String],
 ) -> Result<Option<Authenticated>, GatewayError> {
-    if gw.bearer.enabled {
+    if gw.bearer.enabled() {
         if let Some(token) = bearer_token(req) {
             let verified = gw.bearer.verify(token).await.map_err(|e| {
                 tracing::info!(reason = e.reason(), "bearer token refused");
@@ -99,11 +100,22 @@ pub async fn from_session_cookie(
     req: &RequestHeader,
 ) -> Option<Authenticated> {
     let value = cookie::find(req, &config.session.cookies.session_name)?;
-    let id = SessionId::decode(value)?;
+    let Some(id) = SessionId::decode(value) else {
+        METRICS.auth_decision("session", false, "malformed_cookie");
+        return None;
+    };
     match gw.store.get(&id.key()).await {
-        Ok(session) => session.map(Authenticated::Session),
+        Ok(Some(session)) => {
+            METRICS.auth_decision("session", true, "ok");
+            Some(Authenticated::Session(session))
+        }
+        Ok(None) => {
+            METRICS.auth_decision("session", false, "unknown_or_expired");
+            None
+        }
         Err(e) => {
             // Fail closed: an unreachable store means no session.
+            METRICS.auth_decision("session", false, "store_unavailable");
             tracing::error!(error = %e, "session lookup failed");
             None
         }

@@ -1,11 +1,14 @@
 //! The gateway's own endpoints under `server.endpoint_prefix` (default `/oauth2`), named as in
 //! oauth2-proxy where it has them: `start`, `callback`, `userinfo`, `logout` (alias `sign_out`),
-//! plus `backchannel-logout` and `frontchannel-logout`.
+//! `auth` (forward-auth, [`crate::forward_auth`]), plus `backchannel-logout` and
+//! `frontchannel-logout`.
 
 use crate::auth;
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::forward_auth;
 use crate::gateway::Gateway;
+use crate::metrics::METRICS;
 use crate::oidc::callback::{self, CallbackParams};
 use crate::oidc::{backchannel, login, logout, redirect};
 use crate::reply::Reply;
@@ -36,6 +39,7 @@ pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_pa
             Err(e) => Err(e),
         },
         ("GET", "/userinfo") => userinfo(gw, config, session).await,
+        ("GET" | "HEAD", "/auth") => forward_auth::check(gw, config, session).await,
         ("GET", "/logout" | "/sign_out") => Ok(rp_logout(gw, config, session).await),
         ("POST", "/logout" | "/sign_out") if has_content_type(session, JSON) => {
             match read_body(session, JSON).await {
@@ -93,10 +97,15 @@ async fn finish_login(
     session: &Session,
     params: &[u8],
 ) -> Result<Reply, GatewayError> {
-    let params = CallbackParams::parse(params)?;
     let login_cookie =
         crate::session::cookie::find(session.req_header(), &config.session.cookies.login_name);
-    callback::complete(gw, config, params, login_cookie).await
+    let result = match CallbackParams::parse(params) {
+        Ok(params) => callback::complete(gw, config, params, login_cookie).await,
+        Err(e) => Err(e),
+    };
+    let label = result.as_ref().map_or_else(|e| e.code(), |_| "success");
+    METRICS.logins.with_label_values(&[label]).inc();
+    result
 }
 
 /// `GET /oauth2/userinfo`: the current identity (session or bearer token) as JSON; 401 without.

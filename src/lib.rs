@@ -13,6 +13,7 @@
 //! The map, one line per module:
 //! - [`config`]: `gateway.toml` → validated [`config::Config`]; every error reported at once.
 //! - [`server`]: builds the pingora server (proxy, admin listener, background services).
+//! - [`reload`]: SIGHUP re-reads `gateway.toml` and applies what can change live.
 //! - [`gateway`]: the shared state that outlives a request (config, store, provider, HTTP client).
 //! - [`proxy`]: the `ProxyHttp` implementation; phase methods that delegate.
 //! - [`routes`]: path normalization and route matching (public, protected, api).
@@ -28,17 +29,22 @@
 //! - [`identity`]: the verified identity and the headers derived from it.
 //! - [`upstream`]: resolved upstream addresses and pingora peers.
 //! - [`metrics`]: every Prometheus metric, defined once.
+//! - [`access_log`]: the request id, request metrics and one access-log line per request.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and ending sessions, on the admin listener.
+//! - [`forward_auth`]: `/oauth2/auth` for nginx `auth_request`, Traefik, Envoy (trusted proxies only
+//!   may name the original URI).
 //! - [`error`]: every refusal as one enum, mapped to HTTP answers in one place.
 //! - [`reply`]: responses the gateway writes itself.
 //! - [`secret`]: a string type that never prints its value.
 //! - [`http_client`]: the one HTTP client for calls to the provider (timeouts, no redirects).
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+pub mod forward_auth;
 pub mod gateway;
 pub mod http_client;
 pub mod identity;
@@ -46,6 +52,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod oidc;
 pub mod proxy;
+pub mod reload;
 pub mod reply;
 pub mod routes;
 pub mod secret;

@@ -2,10 +2,12 @@
 //! configuration, print every problem, exit 0 or 64.
 
 use authgate::config::{Config, LogFormat};
+use authgate::reload::LogLevelSetter;
 use authgate::server::{self, RunOptions};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit status for a bad configuration (EX_USAGE, as linkerd and sysexits.h).
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -47,10 +49,12 @@ fn main() -> ExitCode {
         println!("{}: configuration ok", cli.conf.display());
         return ExitCode::SUCCESS;
     }
-    init_logging(&config.server.log_level, config.server.log_format);
+    let set_log_level = init_logging(&config.server.log_level, config.server.log_format);
     let options = RunOptions {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
+        config_path: cli.conf.clone(),
+        set_log_level,
     };
     match server::build(config, options) {
         Ok((server, _gateway)) => {
@@ -64,14 +68,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTHGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+/// Logs to stderr, text or JSON. `AUTHGATE_LOG` overrides `server.log_level`; without it the
+/// level can change on reload (the returned setter).
+fn init_logging(level: &str, format: LogFormat) -> Option<LogLevelSetter> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter, Layer};
+
+    let from_env = EnvFilter::try_from_env("AUTHGATE_LOG").ok();
+    let pinned = from_env.is_some();
+    let (filter, handle) = reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(level)));
+    let output = match format {
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
+    if pinned {
+        return None;
     }
+    Some(Arc::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

@@ -5,23 +5,26 @@
 //! - `upstream_peer`: the route's upstream;
 //! - `upstream_request_filter`: strip forged identity headers and the gateway's cookies, then set
 //!   the identity headers ([`crate::identity`]);
-//! - `logging`: one access-log line.
+//! - `response_filter`: the request id back to the client;
+//! - `logging`: metrics and one access-log line ([`crate::access_log`]).
 
+use crate::access_log;
 use crate::auth::{self, Authenticated};
 use crate::config::Config;
 use crate::endpoints;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::metrics::METRICS;
 use crate::oidc::{login, redirect};
 use crate::reply::Reply;
 use crate::routes::{normalize_path, AuthPolicy, Route};
 use crate::session::cookie;
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The proxy service.
 pub struct AuthProxy {
@@ -34,9 +37,13 @@ pub struct RequestCtx {
     pub config: Arc<Config>,
     pub route: Option<Arc<Route>>,
     pub auth: Option<Authenticated>,
-    /// What the gateway decided, for the access log.
+    /// What the gateway decided, for the access log and metrics.
     pub outcome: &'static str,
     pub started: Instant,
+    /// Time spent deciding who the request is.
+    pub auth_time: Duration,
+    /// Correlates the access log, the upstream and the client (`server.request_id_header`).
+    pub request_id: String,
 }
 
 /// What `admit` decided.
@@ -86,7 +93,19 @@ impl AuthProxy {
             ctx.outcome = "proxied";
             return Admission::Proxy;
         }
-        match auth::authenticate(gw, &config, req, &route.scopes).await {
+        let auth_started = Instant::now();
+        let decision = auth::authenticate(gw, &config, req, &route.scopes).await;
+        ctx.auth_time = auth_started.elapsed();
+        let method = match &decision {
+            Ok(Some(who)) => who.method(),
+            _ if auth::bearer_token(req).is_some() => "bearer",
+            _ => "session",
+        };
+        METRICS
+            .auth_duration
+            .with_label_values(&[method])
+            .observe(ctx.auth_time.as_secs_f64());
+        match decision {
             Ok(Some(who)) => {
                 ctx.auth = Some(who);
                 ctx.outcome = "proxied";
@@ -133,15 +152,23 @@ impl ProxyHttp for AuthProxy {
             auth: None,
             outcome: "error",
             started: Instant::now(),
+            auth_time: Duration::ZERO,
+            request_id: String::new(),
         }
     }
 
     /// `Ok(true)`: the gateway answered; `Ok(false)`: proxy to the upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        ctx.request_id =
+            access_log::request_id(session.req_header(), &ctx.config.server.request_id_header);
         match self.admit(session, ctx).await {
             Admission::Proxy => Ok(false),
             Admission::Answer(reply) => {
-                reply.send(session).await?;
+                let header = ctx.config.server.request_id_header.clone();
+                reply
+                    .header_owned(header, ctx.request_id.clone())
+                    .send(session)
+                    .await?;
                 Ok(true)
             }
         }
@@ -176,6 +203,7 @@ impl ProxyHttp for AuthProxy {
             upstream_request,
             &[&cookies.session_name, &cookies.login_name],
         );
+        upstream_request.insert_header(config.server.request_id_header.clone(), &ctx.request_id)?;
         if let Some(who) = &ctx.auth {
             config
                 .headers
@@ -184,22 +212,24 @@ impl ProxyHttp for AuthProxy {
         Ok(())
     }
 
+    /// The request id goes back to the client on proxied responses too.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        upstream_response
+            .insert_header(ctx.config.server.request_id_header.clone(), &ctx.request_id)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let outcome = if e.is_some() && ctx.outcome == "proxied" {
-            "error"
-        } else {
-            ctx.outcome
-        };
-        tracing::info!(
-            target: "access",
-            method = %session.req_header().method,
+        access_log::record(
+            ctx,
+            session.req_header().method.as_str(),
             status,
-            route = ctx.route.as_ref().map_or("-", |r| r.name.as_str()),
-            outcome,
-            auth = ctx.auth.as_ref().map_or("none", |a| a.method()),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            "request"
+            e.is_some(),
         );
     }
 }

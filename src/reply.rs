@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(std::borrow::Cow<'static, str>, String)>,
     pub body: Bytes,
 }
 
@@ -17,7 +17,7 @@ impl Reply {
     pub fn new(status: u16) -> Self {
         Self {
             status,
-            headers: vec![("Cache-Control", "no-store".into())],
+            headers: vec![("Cache-Control".into(), "no-store".into())],
             body: Bytes::new(),
         }
     }
@@ -45,7 +45,13 @@ impl Reply {
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A header whose name comes from configuration.
+    pub fn header_owned(mut self, name: String, value: String) -> Self {
+        self.headers.push((name.into(), value));
         self
     }
 
@@ -62,7 +68,7 @@ impl Reply {
     pub async fn send(self, session: &mut Session) -> pingora::Result<()> {
         let mut resp = ResponseHeader::build(self.status, Some(self.headers.len() + 1))?;
         for (name, value) in self.headers {
-            resp.append_header(name, value)?;
+            resp.append_header(name.into_owned(), value)?;
         }
         resp.insert_header("Content-Length", self.body.len().to_string())?;
         let empty = self.body.is_empty();

@@ -7,6 +7,7 @@ use crate::gateway::Gateway;
 use crate::jwt::JwksRefresher;
 use crate::oidc::provider::ProviderLoader;
 use crate::proxy::AuthProxy;
+use crate::reload::{LogLevelSetter, Reloader};
 use crate::session::events::{ExpirySweeper, WebhookWorker};
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::tls::TlsSettings;
@@ -17,12 +18,16 @@ use pingora::services::listening::Service;
 use std::sync::Arc;
 
 /// Process-level options that are not part of `gateway.toml`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Take over the listeners of a running authgate (pingora graceful upgrade).
     pub upgrade: bool,
     /// Detach and run in the background.
     pub daemon: bool,
+    /// The configuration file, re-read on SIGHUP.
+    pub config_path: std::path::PathBuf,
+    /// Changes the log filter on reload.
+    pub set_log_level: Option<LogLevelSetter>,
 }
 
 /// Build the server for `config`; call `run_forever` on the result.
@@ -100,6 +105,15 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
             every: std::time::Duration::from_secs(5),
         },
     );
+    let reloader = background_service(
+        "configuration reload",
+        Reloader {
+            gateway: gateway.clone(),
+            path: options.config_path.clone(),
+            set_log_level: options.set_log_level.clone(),
+        },
+    );
+    server.add_service(reloader);
     server.add_service(loader);
     server.add_service(jwks_refresher);
     server.add_service(webhooks);

@@ -38,6 +38,10 @@ pub struct ServerSection {
     pub pid_file: String,
     pub upgrade_sock: String,
     pub grace_period: String,
+    pub access_log: bool,
+    pub access_log_hash_user: bool,
+    pub request_id_header: String,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -54,6 +58,10 @@ impl Default for ServerSection {
             pid_file: "/tmp/authgate.pid".into(),
             upgrade_sock: "/tmp/authgate_upgrade.sock".into(),
             grace_period: "5s".into(),
+            access_log: true,
+            access_log_hash_user: false,
+            request_id_header: "X-Request-Id".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

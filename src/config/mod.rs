@@ -111,16 +111,22 @@ pub struct ServerSettings {
     pub pid_file: String,
     pub upgrade_sock: String,
     pub grace_period: Duration,
+    pub access_log: bool,
+    pub access_log_hash_user: bool,
+    pub request_id_header: String,
+    /// Addresses whose `X-Forwarded-Uri`, `X-Original-URI` and `X-Forwarded-Host` are believed
+    /// (forward-auth behind nginx, Traefik, Envoy).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert_file: String,
     pub key_file: String,
 }
 
 /// `[oidc]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcSettings {
     pub issuer: Url,
     /// The issuer exactly as configured (what `iss` claims must equal).
@@ -336,6 +342,30 @@ impl TryFrom<FileConfig> for Config {
             pid_file: f.server.pid_file,
             upgrade_sock: f.server.upgrade_sock,
             grace_period: v.duration("server.grace_period", &f.server.grace_period),
+            access_log: f.server.access_log,
+            access_log_hash_user: f.server.access_log_hash_user,
+            request_id_header: match HeaderName::try_from(f.server.request_id_header.as_str()) {
+                Ok(_) => f.server.request_id_header,
+                Err(_) => v.bad("server.request_id_header", "not a header name"),
+            },
+            trusted_proxies: f
+                .server
+                .trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, raw)| {
+                    let parsed = raw
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                    match parsed {
+                        Ok(net) => Some(net),
+                        Err(_) => v.bad(
+                            &format!("server.trusted_proxies[{i}]"),
+                            &format!("{raw:?} is not an address or CIDR like 10.0.0.0/8"),
+                        ),
+                    }
+                })
+                .collect(),
         };
 
         let connect = v.duration("upstream.connect_timeout", &f.upstream.connect_timeout);

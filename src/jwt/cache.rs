@@ -100,6 +100,11 @@ impl TokenCache {
         self.entries.invalidate(&token_hash(token));
     }
 
+    /// Forget everything (the rules that verified the entries changed).
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
     }

@@ -8,6 +8,7 @@
 use super::cache::{token_hash, TokenCache, TokenHash};
 use super::{BearerError, VerifiedToken};
 use crate::config::OidcSettings;
+use crate::http_client::send_to_idp;
 use crate::identity::Identity;
 use crate::oidc::client_auth;
 use crate::oidc::provider::Provider;
@@ -73,15 +74,13 @@ impl Introspector {
             .ok_or(BearerError::IntrospectionUnavailable)?;
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
         let req = client_auth(self.http.post(endpoint.as_str()), &mut form, &self.oidc);
-        let resp = req
+        let req = req
             .header(http::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "introspection request failed");
-                BearerError::IntrospectionUnavailable
-            })?;
+            .form(&form);
+        let resp = send_to_idp("introspection", req).await.map_err(|e| {
+            tracing::warn!(error = %e, "introspection request failed");
+            BearerError::IntrospectionUnavailable
+        })?;
         if !resp.status().is_success() {
             tracing::warn!(status = resp.status().as_u16(), "introspection refused");
             return Err(BearerError::IntrospectionUnavailable);

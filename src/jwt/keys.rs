@@ -7,6 +7,8 @@
 //! flood of random kids cannot make the gateway hammer the provider. A failed fetch keeps the
 //! last good keys.
 
+use crate::http_client::send_to_idp;
+use crate::metrics::METRICS;
 use crate::oidc::provider::Provider;
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::Jwk;
@@ -204,11 +206,21 @@ impl RemoteJwks {
             return Ok(None);
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let resp = self
+        let result = self.fetch(&url).await;
+        let label = if result.is_ok() { "ok" } else { "failed" };
+        METRICS.jwks_refresh.with_label_values(&[label]).inc();
+        let set = result?;
+        let n = set.keys.len();
+        self.keys.store(Arc::new(set));
+        Ok(Some(n))
+    }
+
+    async fn fetch(&self, url: &str) -> Result<KeySet, String> {
+        let req = self
             .http
-            .get(&url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
+            .get(url)
+            .header(http::header::ACCEPT, "application/json");
+        let resp = send_to_idp("jwks", req)
             .await
             .map_err(|e| format!("cannot fetch {url}: {e}"))?;
         if !resp.status().is_success() {
@@ -218,10 +230,7 @@ impl RemoteJwks {
             .bytes()
             .await
             .map_err(|e| format!("reading {url}: {e}"))?;
-        let set = KeySet::from_jwks(&body).map_err(|e| format!("{url}: {e}"))?;
-        let n = set.keys.len();
-        self.keys.store(Arc::new(set));
-        Ok(Some(n))
+        KeySet::from_jwks(&body).map_err(|e| format!("{url}: {e}"))
     }
 
     /// A token names `kid`, unknown here: refetch unless another caller just did or the rate

@@ -16,7 +16,9 @@ pub mod verifier;
 
 use crate::config::{BearerSettings, IntrospectionMode, JwksSource, OidcSettings};
 use crate::identity::Identity;
+use crate::metrics::METRICS;
 use crate::oidc::provider::Provider;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use cache::{token_hash, TokenCache};
 use introspection::Introspector;
@@ -129,17 +131,28 @@ impl BearerError {
     }
 }
 
-/// Bearer-token verification for the whole gateway.
-pub struct Bearer {
-    pub enabled: bool,
+/// What a configuration says about bearer tokens; swapped whole on reload.
+struct BearerRules {
+    enabled: bool,
     max_token_bytes: usize,
     mode: IntrospectionMode,
     issuers: Vec<TrustedIssuer>,
+    introspector: Introspector,
+}
+
+/// Bearer-token verification for the whole gateway.
+///
+/// The rules (issuers, keys, limits) follow the configuration and are replaced on reload; the
+/// verified-token cache is emptied then (its entries were judged by the old rules), while the
+/// deny-list of revoked tokens survives every reload.
+pub struct Bearer {
+    rules: ArcSwap<BearerRules>,
+    provider: Arc<Provider>,
+    http: reqwest::Client,
     pub cache: TokenCache,
     /// Hashes of tokens revoked by a logout, until their `exp`: a revoked JWT's signature is
     /// still valid, so without this it would verify again.
     revoked: moka::sync::Cache<cache::TokenHash, Option<u64>>,
-    introspector: Introspector,
 }
 
 impl Bearer {
@@ -149,6 +162,39 @@ impl Bearer {
         provider: Arc<Provider>,
         http: reqwest::Client,
     ) -> Self {
+        let rules = Self::rules(settings, oidc, &provider, &http, &[]);
+        Self {
+            rules: ArcSwap::from_pointee(rules),
+            provider,
+            http,
+            cache: TokenCache::new(settings.cache_capacity, settings.cache_max_ttl),
+            revoked: moka::sync::Cache::builder()
+                .max_capacity(settings.cache_capacity)
+                .expire_after(cache::UntilExp {
+                    // A JWT is refused until its exp; an opaque token (no exp to read) for a day,
+                    // by which time the provider's introspection says it is inactive anyway.
+                    max_ttl: REVOKED_OPAQUE_TTL.max(settings.cache_max_ttl),
+                })
+                .build(),
+        }
+    }
+
+    /// Apply a new configuration (SIGHUP). Remote key sets of unchanged issuers are kept, with
+    /// their keys; the verified-token cache is emptied.
+    pub fn reconfigure(&self, settings: &BearerSettings, oidc: &OidcSettings) {
+        let old = self.rules.load();
+        let rules = Self::rules(settings, oidc, &self.provider, &self.http, &old.issuers);
+        self.rules.store(Arc::new(rules));
+        self.cache.clear();
+    }
+
+    fn rules(
+        settings: &BearerSettings,
+        oidc: &OidcSettings,
+        provider: &Arc<Provider>,
+        http: &reqwest::Client,
+        previous: &[TrustedIssuer],
+    ) -> BearerRules {
         let issuers = settings
             .issuers
             .iter()
@@ -159,67 +205,92 @@ impl Bearer {
                 subject_claim: i.subject_claim.clone(),
                 static_keys: i.static_keys.clone(),
                 remote: i.jwks.as_ref().map(|source| {
-                    let location = match source {
-                        JwksSource::Uri(u) => JwksLocation::Fixed(u.clone()),
-                        JwksSource::Discovery => JwksLocation::Discovery(provider.clone()),
-                    };
-                    Arc::new(RemoteJwks::new(
-                        location,
-                        http.clone(),
-                        settings.unknown_kid_min_interval,
-                    ))
+                    let kept = previous
+                        .iter()
+                        .find(|p| p.issuer == i.issuer && p.jwks_source.as_ref() == Some(source))
+                        .and_then(|p| p.remote.clone());
+                    kept.unwrap_or_else(|| {
+                        let location = match source {
+                            JwksSource::Uri(u) => JwksLocation::Fixed(u.clone()),
+                            JwksSource::Discovery => JwksLocation::Discovery(provider.clone()),
+                        };
+                        Arc::new(RemoteJwks::new(
+                            location,
+                            http.clone(),
+                            settings.unknown_kid_min_interval,
+                        ))
+                    })
                 }),
+                jwks_source: i.jwks.clone(),
                 leeway: settings.leeway,
                 require_exp: settings.require_exp,
             })
             .collect();
-        Self {
+        BearerRules {
             enabled: settings.enabled,
             max_token_bytes: settings.max_token_bytes,
             mode: settings.introspection,
             issuers,
-            cache: TokenCache::new(settings.cache_capacity, settings.cache_max_ttl),
-            revoked: moka::sync::Cache::builder()
-                .max_capacity(settings.cache_capacity)
-                .expire_after(cache::UntilExp {
-                    // A JWT is refused until its exp; an opaque token (no exp to read) for a day,
-                    // by which time the provider's introspection says it is inactive anyway.
-                    max_ttl: REVOKED_OPAQUE_TTL.max(settings.cache_max_ttl),
-                })
-                .build(),
             introspector: Introspector::new(
-                provider,
+                provider.clone(),
                 oidc.clone(),
-                http,
+                http.clone(),
                 settings.introspection_cache_max,
                 settings.introspection_negative_ttl,
             ),
         }
     }
 
+    /// Whether `Authorization: Bearer` is looked at (`bearer.enabled`).
+    pub fn enabled(&self) -> bool {
+        self.rules.load().enabled
+    }
+
     /// Verify a bearer token: cache first, then introspection or local JWT verification.
+    /// Every decision is counted (`authgate_auth_decisions_total`, cache hits and misses).
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, BearerError> {
-        if token.len() > self.max_token_bytes {
-            return Err(BearerError::TooLarge);
+        let (method, result) = self.verify_uncounted(token).await;
+        match &result {
+            Ok(_) => METRICS.auth_decision(method, true, "ok"),
+            Err(e) => METRICS.auth_decision(method, false, e.reason()),
+        }
+        result
+    }
+
+    async fn verify_uncounted(
+        &self,
+        token: &str,
+    ) -> (&'static str, Result<Arc<VerifiedToken>, BearerError>) {
+        const JWT: &str = "bearer_jwt";
+        const INTROSPECTION: &str = "introspection";
+        let rules = self.rules.load();
+        if token.len() > rules.max_token_bytes {
+            return (JWT, Err(BearerError::TooLarge));
         }
         let hash = token_hash(token);
         if let Some(hit) = self.cache.get_hashed(&hash) {
-            return Ok(hit);
+            METRICS.token_cache_hits.inc();
+            return (JWT, Ok(hit));
         }
+        METRICS.token_cache_misses.inc();
         if self.revoked.contains_key(&hash) {
-            return Err(BearerError::Revoked);
+            return (JWT, Err(BearerError::Revoked));
         }
         let is_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
-        match (self.mode, is_jwt) {
-            (IntrospectionMode::Always, _) | (IntrospectionMode::Opaque, false) => {
-                self.introspector.introspect(token, &self.cache).await
-            }
-            (IntrospectionMode::Off, false) => Err(BearerError::Malformed("not a JWT")),
-            _ => {
-                let verified = Arc::new(self.verify_jwt(token).await?);
-                self.cache.insert(hash, verified.clone());
-                Ok(verified)
-            }
+        match (rules.mode, is_jwt) {
+            (IntrospectionMode::Always, _) | (IntrospectionMode::Opaque, false) => (
+                INTROSPECTION,
+                rules.introspector.introspect(token, &self.cache).await,
+            ),
+            (IntrospectionMode::Off, false) => (JWT, Err(BearerError::Malformed("not a JWT"))),
+            _ => match self.verify_jwt(token).await {
+                Ok(verified) => {
+                    let verified = Arc::new(verified);
+                    self.cache.insert(hash, verified.clone());
+                    (JWT, Ok(verified))
+                }
+                Err(e) => (JWT, Err(e)),
+            },
         }
     }
 
@@ -231,7 +302,8 @@ impl Bearer {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(BearerError::UnknownIssuer)?;
-        let issuer = self
+        let rules = self.rules.load();
+        let issuer = rules
             .issuers
             .iter()
             .find(|i| i.issuer == iss)
@@ -251,7 +323,9 @@ impl Bearer {
 
     /// The remote key sets to keep fresh.
     pub fn remote_jwks(&self) -> Vec<Arc<RemoteJwks>> {
-        self.issuers
+        self.rules
+            .load()
+            .issuers
             .iter()
             .filter_map(|i| i.remote.clone())
             .collect()
@@ -268,12 +342,10 @@ pub struct JwksRefresher {
 #[async_trait]
 impl BackgroundService for JwksRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let sets = self.bearer.remote_jwks();
-        if sets.is_empty() {
-            return;
-        }
         let mut backoff = Duration::from_secs(1);
         loop {
+            // Read each round: a reload may have changed the issuers.
+            let sets = self.bearer.remote_jwks();
             let mut all_ok = true;
             for set in &sets {
                 match set.refresh().await {

@@ -94,6 +94,8 @@ pub struct TrustedIssuer {
     pub static_keys: KeySet,
     /// Keys from a JWKS endpoint.
     pub remote: Option<Arc<RemoteJwks>>,
+    /// Where `remote` comes from (kept across reloads when unchanged).
+    pub jwks_source: Option<crate::config::JwksSource>,
     pub leeway: Duration,
     pub require_exp: bool,
 }

@@ -12,8 +12,9 @@
 use crate::config::{ClientAuthMethod, Config};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::http_client::send_to_idp;
 use crate::identity::Identity;
-use crate::metrics::METRICS;
+use crate::metrics::{IdpStatus, METRICS};
 use crate::oidc::login::remaining_states;
 use crate::oidc::provider::ProviderSnapshot;
 use crate::reply::Reply;
@@ -165,7 +166,15 @@ async fn exchange_code(
         .set_pkce_verifier(PkceCodeVerifier::new(
             pending.pkce_verifier.expose().to_string(),
         ));
-    request.request_async(&gw.http).await.map_err(|e| match e {
+    let started = std::time::Instant::now();
+    let result = request.request_async(&gw.http).await;
+    let status = match &result {
+        Ok(_) => IdpStatus::Http(200),
+        Err(RequestTokenError::ServerResponse(_)) => IdpStatus::Http(400),
+        Err(_) => IdpStatus::Error,
+    };
+    METRICS.idp_call("token", status, started.elapsed());
+    result.map_err(|e| match e {
         RequestTokenError::ServerResponse(resp) => {
             let code = resp.error().to_string();
             tracing::warn!(error = %code, "token endpoint refused the authorization code");
@@ -293,17 +302,15 @@ async fn merge_userinfo(
     let Some(endpoint) = provider.metadata.userinfo_endpoint() else {
         return Ok(claims);
     };
-    let resp = gw
+    let req = gw
         .http
         .get(endpoint.url().as_str())
         .bearer_auth(tokens.access_token().secret())
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "userinfo request failed");
-            GatewayError::ProviderUnavailable
-        })?;
+        .header(http::header::ACCEPT, "application/json");
+    let resp = send_to_idp("userinfo", req).await.map_err(|e| {
+        tracing::warn!(error = %e, "userinfo request failed");
+        GatewayError::ProviderUnavailable
+    })?;
     if !resp.status().is_success() {
         tracing::warn!(status = resp.status().as_u16(), "userinfo refused");
         return Err(GatewayError::ProviderUnavailable);

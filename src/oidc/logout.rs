@@ -20,6 +20,7 @@
 use crate::config::{Config, LogoutSettings};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::http_client::send_to_idp;
 use crate::jwt::BearerError;
 use crate::reply::Reply;
 use crate::session::{hash_token, random_token, EndReason, Session};
@@ -110,12 +111,8 @@ async fn revoke_at_provider(gw: &Gateway, config: &Config, token: &str, hint: &s
     };
     let mut form = vec![("token", token), ("token_type_hint", hint)];
     let req = super::client_auth(gw.http.post(endpoint.as_str()), &mut form, &config.oidc);
-    match req
-        .timeout(config.logout.revocation_timeout)
-        .form(&form)
-        .send()
-        .await
-    {
+    let req = req.timeout(config.logout.revocation_timeout).form(&form);
+    match send_to_idp("revocation", req).await {
         Ok(r) if r.status().is_success() => tracing::debug!(hint, "token revoked at the provider"),
         Ok(r) => tracing::warn!(
             hint,

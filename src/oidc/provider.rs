@@ -8,7 +8,9 @@
 //! good snapshot. A login attempt while nothing is loaded wakes the loader at once.
 
 use crate::config::OidcSettings;
+use crate::http_client::send_to_idp;
 use crate::jwt::keys::KeySet;
+use crate::metrics::METRICS;
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use openidconnect::core::{CoreJsonWebKeySet, CoreProviderMetadata};
@@ -93,7 +95,7 @@ impl Provider {
     /// Fetch discovery and the JWKS once.
     pub async fn fetch(&self) -> Result<ProviderSnapshot, ProviderError> {
         let discovery_url = self.discovery_url();
-        let doc = self.get(&discovery_url).await?;
+        let doc = self.get("discovery", &discovery_url).await?;
         let invalid = |url: &str, e: serde_json::Error| ProviderError::Invalid {
             url: url.to_string(),
             reason: e.to_string(),
@@ -111,7 +113,7 @@ impl Provider {
             });
         }
         let jwks_url = metadata.jwks_uri().url().to_string();
-        let jwks_json = self.get(&jwks_url).await?;
+        let jwks_json = self.get("jwks", &jwks_url).await?;
         let jwks: CoreJsonWebKeySet =
             serde_json::from_slice(&jwks_json).map_err(|e| invalid(&jwks_url, e))?;
         let key_count = jwks.keys().len();
@@ -127,18 +129,16 @@ impl Provider {
         })
     }
 
-    async fn get(&self, url: &str) -> Result<bytes::Bytes, ProviderError> {
+    async fn get(&self, endpoint: &'static str, url: &str) -> Result<bytes::Bytes, ProviderError> {
         let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
             url: url.to_string(),
             reason: e.to_string(),
         };
-        let resp = self
+        let req = self
             .http
             .get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .header(http::header::ACCEPT, "application/json");
+        let resp = send_to_idp(endpoint, req).await.map_err(unreachable)?;
         if !resp.status().is_success() {
             return Err(ProviderError::Status {
                 url: url.to_string(),
@@ -152,6 +152,8 @@ impl Provider {
     pub async fn load(&self) -> bool {
         match self.fetch().await {
             Ok(snapshot) => {
+                METRICS.jwks_refresh.with_label_values(&["ok"]).inc();
+                METRICS.jwks_keys.set(snapshot.key_count as i64);
                 tracing::info!(
                     issuer = %self.settings.issuer,
                     keys = snapshot.key_count,
@@ -161,6 +163,7 @@ impl Provider {
                 true
             }
             Err(e) => {
+                METRICS.jwks_refresh.with_label_values(&["failed"]).inc();
                 let kept = self.current.load().is_some();
                 tracing::warn!(error = %e, keeping_previous = kept, "loading provider metadata failed");
                 false

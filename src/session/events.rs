@@ -22,7 +22,7 @@ const QUEUE: usize = 10_000;
 const CONCURRENT_DELIVERIES: usize = 16;
 
 /// One configured logged-out webhook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub url: String,
     pub timeout: Duration,

@@ -1,0 +1,92 @@
+//! One access-log line and the request metrics per request, written in the `logging` phase.
+//!
+//! The line (target `access`, JSON with `server.log_format = "json"`) carries the request id,
+//! method, route, status, outcome, auth method, user (the configured user claim, or its
+//! SHA-256 prefix with `server.access_log_hash_user`), and the total and auth durations. Never
+//! the path's query, a token, a cookie or a secret.
+
+use crate::metrics::METRICS;
+use crate::proxy::RequestCtx;
+use crate::session::random_token;
+use pingora::http::RequestHeader;
+use sha2::{Digest, Sha256};
+
+/// A client's request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._-]`;
+/// otherwise (or without one) the gateway makes one.
+pub fn request_id(req: &RequestHeader, header: &str) -> String {
+    req.headers
+        .get(header)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| random_token()[..22].to_string())
+}
+
+/// Record the finished request: metrics, then the access-log line.
+pub fn record(ctx: &RequestCtx, method: &str, status: u16, failed: bool) {
+    let route = ctx.route.as_ref().map_or("gateway", |r| r.name.as_str());
+    let outcome = if failed && ctx.outcome == "proxied" {
+        METRICS.upstream_errors.inc();
+        "error"
+    } else {
+        ctx.outcome
+    };
+    let total = ctx.started.elapsed();
+    METRICS.requests.with_label_values(&[route, outcome]).inc();
+    METRICS
+        .request_duration
+        .with_label_values(&[route])
+        .observe(total.as_secs_f64());
+    if !ctx.config.server.access_log {
+        return;
+    }
+    let user = ctx.auth.as_ref().map(|a| {
+        let name = a
+            .identity()
+            .claim_text(&ctx.config.headers.user_claim)
+            .unwrap_or_else(|| a.identity().subject.clone());
+        if ctx.config.server.access_log_hash_user {
+            Sha256::digest(name.as_bytes())[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        } else {
+            name
+        }
+    });
+    tracing::info!(
+        target: "access",
+        request_id = %ctx.request_id,
+        method,
+        route,
+        status,
+        outcome,
+        auth = ctx.auth.as_ref().map_or("none", |a| a.method()),
+        user = user.as_deref().unwrap_or("-"),
+        duration_ms = total.as_secs_f64() * 1000.0,
+        auth_us = ctx.auth_time.as_secs_f64() * 1e6,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_kept_when_safe_and_made_otherwise() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("X-Request-Id", "abc-123.x_y").unwrap();
+        assert_eq!(request_id(&req, "X-Request-Id"), "abc-123.x_y");
+        for bad in ["", "a b", "<script>", &"x".repeat(129)] {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            let _ = req.insert_header("X-Request-Id", bad);
+            let id = request_id(&req, "X-Request-Id");
+            assert_eq!(id.len(), 22, "{bad:?}");
+        }
+    }
+}
