@@ -222,6 +222,21 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id (to send signals).
+    pub fn pid(&self) -> u32 {
+        self._proc.child.id()
+    }
+
+    /// Send a signal to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Wait until /readyz answers 200.
     pub async fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
@@ -270,6 +285,22 @@ pub struct EnvOptions {
     pub op_extra: Value,
     /// Extra lines of the `[session]` table.
     pub session_extra: &'static str,
+    /// Extra lines of the `[server]` table.
+    pub server_extra: String,
+}
+
+impl EnvOptions {
+    /// Forward-auth tests: 127.0.0.1 is a trusted proxy (other loopback addresses are not).
+    pub fn trusting_loopback_proxy(self) -> Self {
+        self.with_server_lines("trusted_proxies = [\"127.0.0.1/32\"]")
+    }
+
+    /// Extra lines of the `[server]` table.
+    pub fn with_server_lines(mut self, lines: &str) -> Self {
+        self.server_extra.push_str(lines);
+        self.server_extra.push('\n');
+        self
+    }
 }
 
 impl Default for EnvOptions {
@@ -282,6 +313,7 @@ impl Default for EnvOptions {
             extra_toml: String::new(),
             op_extra: json!({}),
             session_extra: "",
+            server_extra: String::new(),
         }
     }
 }
@@ -316,7 +348,7 @@ threads = 1
 pid_file = "/tmp/authgate-test-{port}.pid"
 upgrade_sock = "/tmp/authgate-test-{port}.sock"
 grace_period = "0s"
-
+{server}
 [upstream]
 url = "http://127.0.0.1:{upstream_port}"
 
@@ -355,6 +387,7 @@ auth = "api"
         scopes = scopes.join(", "),
         extra = opts.extra_toml.replace("{GW_PORT}", &port.to_string()),
         session = opts.session_extra,
+        server = opts.server_extra,
     )
 }
 
