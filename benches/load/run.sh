@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The load benchmark: authgate against nginx and against itself, on loopback, bounded in time.
+#
+#   benches/load/run.sh                     # 3 rounds x 6 cases x 8 s, 32 connections
+#   ROUNDS=5 DURATION=10 CONNECTIONS=64 benches/load/run.sh
+#
+# Installs what is missing (wrk, nginx, cmake, the npm packages), builds authgate in release
+# mode, then starts on 127.0.0.1:
+#   - an upstream: nginx returning a small static body (never the bottleneck);
+#   - case 1: nginx as a plain reverse proxy to it;
+#   - authgate A (cases 2, 3, 4, 6) and authgate B (case 5, a one-entry token cache);
+#   - the development OpenID provider (tests/support/op.mjs) that authgate discovers, and logs
+#     a user in for case 3.
+# Cases, measured interleaved (every round runs all six), same wrk threads, connections and
+# duration for all:
+#   1 nginx reverse proxy          2 authgate, public route       3 authgate, session cookie
+#   4 authgate, RS256 JWT (cached) 5 authgate, fresh RS256 JWT per request (full verify)
+#   6 authgate, unauthenticated browser request (302 to login)
+# Per case and round: requests/s, p50/p99/p99.9 latency, errors, CPU time per request of the
+# server processes (from /proc), RSS. The summary gives medians over rounds and ratios to
+# cases 2 and 1. Raw lines go to target/bench-load/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+POOL=${POOL:-6000}
+
+scripts/install-deps.sh
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --locked --bin authgate
+
+OUT=$ROOT/target/bench-load
+rm -rf "$OUT"; mkdir -p "$OUT"
+WORK=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+P_UP=$(free_port); P_NGX=$(free_port); P_GW=$(free_port); P_ADM=$(free_port)
+P_GW5=$(free_port); P_ADM5=$(free_port); P_OP=$(free_port)
+
+# --- nginx: the upstream (static body) and case 1 (reverse proxy with a keep-alive pool) ------
+nginx_conf() { # name, body of the server block
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+error_log $WORK/$1/error.log warn;
+pid $WORK/$1/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1/body; proxy_temp_path $WORK/$1/proxy;
+  fastcgi_temp_path $WORK/$1/fcgi; uwsgi_temp_path $WORK/$1/uwsgi; scgi_temp_path $WORK/$1/scgi;
+  keepalive_requests 1000000;
+  $2
+}
+EOF
+}
+nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 'ok\n'; } }"
+nginx_conf proxy "upstream app { server 127.0.0.1:$P_UP; keepalive 64; }
+  server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' & pids+=($!); NGX_PID=$!
+wait_port "$P_UP"; wait_port "$P_NGX"
+
+# --- the OpenID provider, keys and tokens -------------------------------------------------------
+cat >"$WORK/op.json" <<EOF
+{"port": $P_OP, "clients": [{"client_id": "bench", "client_secret": "bench-secret-0123456789",
+  "redirect_uris": ["http://127.0.0.1:$P_GW/oauth2/callback"], "grant_types": ["authorization_code"]}]}
+EOF
+(cd tests/support && exec node op.mjs "$WORK/op.json") >"$WORK/op.out" 2>"$WORK/op.err" & pids+=($!)
+wait_port "$P_OP"
+(cd tests/support && node "$ROOT/benches/load/tokens.mjs" keys "$WORK")
+(cd tests/support && node "$ROOT/benches/load/tokens.mjs" mint "$WORK" https://load.bench 1 "$WORK/one.txt")
+echo "minting $POOL distinct RS256 tokens for case 5..."
+(cd tests/support && node "$ROOT/benches/load/tokens.mjs" mint "$WORK" https://load.bench "$POOL" "$WORK/pool.txt")
+
+# --- authgate ---------------------------------------------------------------------------------
+gateway_conf() { # listen port, admin port, token cache capacity
+  cat <<EOF
+[server]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+threads = ${GW_THREADS:-1}
+log_level = "warn"
+access_log = false
+pid_file = "$WORK/gw-$1.pid"
+upgrade_sock = "$WORK/gw-$1.sock"
+[upstream]
+url = "http://127.0.0.1:$P_UP"
+[oidc]
+issuer = "http://127.0.0.1:$P_OP"
+client_id = "bench"
+client_secret = "bench-secret-0123456789"
+redirect_url = "http://127.0.0.1:$P_GW/oauth2/callback"
+scopes = ["openid", "profile", "email", "groups"]
+[session]
+cookie_secure = false
+[bearer]
+cache_capacity = $3
+[[bearer.issuers]]
+issuer = "https://load.bench"
+audiences = ["api"]
+algorithms = ["RS256"]
+pem_files = ["$WORK/rs256.pem"]
+[[routes]]
+name = "public"
+prefix = "/public"
+auth = "public"
+EOF
+}
+gateway_conf "$P_GW" "$P_ADM" 100000 >"$WORK/gw.toml"
+gateway_conf "$P_GW5" "$P_ADM5" 1 >"$WORK/gw5.toml"
+target/release/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
+target/release/authgate -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
+for p in "$P_ADM" "$P_ADM5"; do
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
+done
+COOKIE=$(cd tests/support && node "$ROOT/benches/load/tokens.mjs" login "http://127.0.0.1:$P_GW" alice)
+ONE=$(head -1 "$WORK/one.txt")
+
+# --- measurement ------------------------------------------------------------------------------
+# CPU ticks (user + system) of a process and its children (nginx workers).
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+rss_kb() { local total=0 p; for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(awk '/^VmRSS/{print $2}' "/proc/$p/status"))); done; echo "$total"; }
+
+case_url() {
+  case $1 in
+    1) echo "http://127.0.0.1:$P_NGX/data" ;;
+    2) echo "http://127.0.0.1:$P_GW/public/data" ;;
+    3|4|6) echo "http://127.0.0.1:$P_GW/data" ;;
+    5) echo "http://127.0.0.1:$P_GW5/data" ;;
+  esac
+}
+case_pid() { case $1 in 1) echo "$NGX_PID" ;; 5) echo "$GW5_PID" ;; *) echo "$GW_PID" ;; esac; }
+
+run_case() { # case, round, duration
+  local c=$1 url pid args=() before after line
+  url=$(case_url "$c"); pid=$(case_pid "$c")
+  case $c in
+    3) args=(-H "Cookie: $COOKIE") ;;
+    4) args=(-H "Authorization: Bearer $ONE") ;;
+    6) args=(-H "Accept: text/html") ;;
+  esac
+  local script=plain.lua
+  [ "$c" = 5 ] && script=pool.lua
+  before=$(cpu_ticks "$pid")
+  line=$(BENCH_DIR="$ROOT/benches/load" TOKEN_POOL="$WORK/pool.txt" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s --timeout 5s -s "$ROOT/benches/load/$script" "${args[@]}" "$url" | grep '^{')
+  after=$(cpu_ticks "$pid")
+  echo "{\"case\":$c,\"round\":$2,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(rss_kb "$pid"),${line#\{}"
+}
+
+# Sanity: each case answers as it should before anything is measured.
+check() { local got; got=$(curl -s -o /dev/null -w '%{http_code}' "$@"); echo "$got"; }
+[ "$(check "$(case_url 1)")" = 200 ] && [ "$(check "$(case_url 2)")" = 200 ] \
+  && [ "$(check -H "Cookie: $COOKIE" "$(case_url 3)")" = 200 ] \
+  && [ "$(check -H "Authorization: Bearer $ONE" "$(case_url 4)")" = 200 ] \
+  && [ "$(check -H "Authorization: Bearer $(sed -n 2p "$WORK/pool.txt")" "$(case_url 5)")" = 200 ] \
+  && [ "$(check -H 'Accept: text/html' "$(case_url 6)")" = 302 ] \
+  || { echo "a case does not answer as expected" >&2; exit 1; }
+
+echo "warm-up..."
+for c in 1 2 3 4 5 6; do run_case "$c" 0 2 >/dev/null; done
+for r in $(seq 1 "$ROUNDS"); do
+  for c in 1 2 3 4 5 6; do
+    run_case "$c" "$r" "$DURATION" | tee -a "$OUT/results.jsonl"
+  done
+done
+curl -s "http://127.0.0.1:$P_ADM5/metrics" | grep -E '^authgate_token_cache_(hits|misses)_total' >"$OUT/case5-cache.txt"
+for p in "$GW_PID" "$GW5_PID"; do grep VmHWM "/proc/$p/status"; done >"$OUT/peak-rss.txt"
+
+python3 "$ROOT/benches/load/summarize.py" "$OUT/results.jsonl" "$(getconf CLK_TCK)" "$OUT/case5-cache.txt" "$OUT/peak-rss.txt" \
+  "threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS" | tee "$OUT/summary.md"
