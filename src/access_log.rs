@@ -5,7 +5,7 @@
 //! SHA-256 prefix with `server.access_log_hash_user`), and the total and auth durations. Never
 //! the path's query, a token, a cookie or a secret.
 
-use crate::metrics::METRICS;
+use crate::metrics::{Outcome, HOT, METRICS};
 use crate::proxy::RequestCtx;
 use crate::session::random_token;
 use pingora::http::RequestHeader;
@@ -29,18 +29,17 @@ pub fn request_id(req: &RequestHeader, header: &str) -> String {
 /// Record the finished request: metrics, then the access-log line.
 pub fn record(ctx: &RequestCtx, method: &str, status: u16, failed: bool) {
     let route = ctx.route.as_ref().map_or("gateway", |r| r.name.as_str());
-    let outcome = if failed && ctx.outcome == "proxied" {
+    let outcome = if failed && ctx.outcome == Outcome::Proxied {
         METRICS.upstream_errors.inc();
-        "error"
+        Outcome::Error
     } else {
         ctx.outcome
     };
     let total = ctx.started.elapsed();
-    METRICS.requests.with_label_values(&[route, outcome]).inc();
-    METRICS
-        .request_duration
-        .with_label_values(&[route])
-        .observe(total.as_secs_f64());
+    ctx.route
+        .as_ref()
+        .map_or(&HOT.gateway_route, |r| &r.metrics)
+        .record(outcome, total);
     if !ctx.config.server.access_log {
         return;
     }
@@ -64,7 +63,7 @@ pub fn record(ctx: &RequestCtx, method: &str, status: u16, failed: bool) {
         method,
         route,
         status,
-        outcome,
+        outcome = outcome.as_str(),
         auth = ctx.auth.as_ref().map_or("none", |a| a.method()),
         user = user.as_deref().unwrap_or("-"),
         duration_ms = total.as_secs_f64() * 1000.0,

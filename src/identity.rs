@@ -9,6 +9,11 @@ use crate::secret::Secret;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Tells header mappings apart, so an identity's cached headers follow a reload.
+static MAPPING_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// The prefix of identity headers on proxied requests (oauth2-proxy's convention).
 pub const FORWARDED_PREFIX: &str = "X-Forwarded-";
@@ -23,13 +28,28 @@ const GROUPS: &str = "Groups";
 const ACCESS_TOKEN: &str = "Access-Token";
 
 /// A verified identity: the subject and the claims it was verified with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub subject: String,
     pub claims: Map<String, Value>,
+    /// The `X-Forwarded-*` headers of this identity under one header mapping (its generation),
+    /// computed on first use: a session or a cached token then costs no claim formatting per
+    /// request.
+    forwarded: OnceLock<(u64, ForwardedHeaders)>,
 }
 
+/// Ready-made identity headers.
+pub type ForwardedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
 impl Identity {
+    pub fn new(subject: String, claims: Map<String, Value>) -> Self {
+        Self {
+            subject,
+            claims,
+            forwarded: OnceLock::new(),
+        }
+    }
+
     /// A claim as a header-ready string: strings as they are, numbers and booleans printed,
     /// arrays of those comma-joined. Objects and nulls give nothing.
     pub fn claim_text(&self, claim: &str) -> Option<String> {
@@ -64,6 +84,8 @@ pub struct HeaderMapping {
     pub extra: Vec<(HeaderName, String)>,
     /// Every header name this gateway may set, lower-case with `-`: the strip list.
     managed: Vec<String>,
+    /// Distinguishes this mapping from those of other configurations.
+    generation: u64,
 }
 
 impl HeaderMapping {
@@ -95,13 +117,14 @@ impl HeaderMapping {
             pass_authorization_header,
             extra,
             managed,
+            generation: MAPPING_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Whether `name` (any case, `_` or `-`) is a header this gateway controls.
+    /// Whether `name` (any case, `_` or `-`) is a header this gateway controls. Runs for every
+    /// header of every request, so it compares in place rather than building a canonical copy.
     pub fn is_managed(&self, name: &str) -> bool {
-        let name = canonical(name);
-        self.managed.contains(&name)
+        self.managed.iter().any(|m| same_canonical(m, name))
     }
 
     /// Remove every managed header the client sent. Returns the names removed (for a log line;
@@ -167,6 +190,25 @@ impl HeaderMapping {
         out
     }
 
+    /// The `X-Forwarded-*` and extra headers of `identity` (without the access token), from
+    /// the identity's cache when it was computed under this mapping.
+    fn forwarded_headers(&self, identity: &Identity) -> ForwardedHeaders {
+        if let Some((generation, headers)) = identity.forwarded.get() {
+            if *generation == self.generation {
+                return headers.clone();
+            }
+        }
+        let headers: ForwardedHeaders = self
+            .headers_for(identity, None, FORWARDED_PREFIX, true)
+            .into_iter()
+            .filter_map(|(name, value)| Some((HeaderName::try_from(name).ok()?, value)))
+            .collect();
+        // Only the first mapping an identity meets is cached; after a reload, identities
+        // created before it compute their headers per request until they end.
+        let _ = identity.forwarded.set((self.generation, headers.clone()));
+        headers
+    }
+
     /// Set the identity headers on a request bound upstream (after [`Self::strip`]).
     pub fn inject(
         &self,
@@ -174,18 +216,36 @@ impl HeaderMapping {
         identity: &Identity,
         access_token: Option<&Secret>,
     ) -> pingora::Result<()> {
-        for (name, value) in self.headers_for(identity, access_token, FORWARDED_PREFIX, true) {
-            req.insert_header(name, value)?;
+        for (name, value) in self.forwarded_headers(identity).iter() {
+            req.insert_header(name.clone(), value.clone())?;
         }
-        if self.pass_authorization_header {
-            if let Some(v) = access_token
-                .and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok())
-            {
-                req.insert_header(http::header::AUTHORIZATION, v)?;
+        if let Some(token) = access_token {
+            if self.pass_access_token {
+                if let Ok(v) = HeaderValue::from_str(token.expose()) {
+                    req.insert_header(format!("{FORWARDED_PREFIX}{ACCESS_TOKEN}"), v)?;
+                }
+            }
+            if self.pass_authorization_header {
+                if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                    req.insert_header(http::header::AUTHORIZATION, v)?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Whether `name` spells `canonical` (already lower-case with `-`), in any case and with `_`
+/// for `-`.
+fn same_canonical(canonical: &str, name: &str) -> bool {
+    canonical.len() == name.len()
+        && canonical.bytes().zip(name.bytes()).all(|(c, n)| {
+            let n = match n {
+                b'_' => b'-',
+                n => n.to_ascii_lowercase(),
+            };
+            c == n
+        })
 }
 
 /// Lower-case, `_` read as `-`: the spelling every comparison of header names uses.
@@ -217,10 +277,7 @@ mod tests {
 
     fn alice() -> Identity {
         let claims = json!({"sub":"alice","email":"a@example.test","groups":["admins","users"],"name":"Alice\r\nX-Evil: 1"});
-        Identity {
-            subject: "alice".into(),
-            claims: claims.as_object().unwrap().clone(),
-        }
+        Identity::new("alice".into(), claims.as_object().unwrap().clone())
     }
 
     #[test]

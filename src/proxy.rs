@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::endpoints;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::metrics::METRICS;
+use crate::metrics::{Outcome, HOT};
 use crate::oidc::{login, redirect};
 use crate::reply::Reply;
 use crate::routes::{normalize_path, AuthPolicy, Route};
@@ -38,7 +38,7 @@ pub struct RequestCtx {
     pub route: Option<Arc<Route>>,
     pub auth: Option<Authenticated>,
     /// What the gateway decided, for the access log and metrics.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub started: Instant,
     /// Time spent deciding who the request is.
     pub auth_time: Duration,
@@ -80,7 +80,7 @@ impl AuthProxy {
             .strip_prefix(config.server.endpoint_prefix.as_str())
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         {
-            ctx.outcome = "endpoint";
+            ctx.outcome = Outcome::Endpoint;
             let reply = endpoints::handle(gw, &config, session, sub_path).await;
             return Admission::Answer(reply);
         }
@@ -90,7 +90,7 @@ impl AuthProxy {
         // API routes answer programs: JSON errors, never a login page or redirect.
         browser &= route.auth != AuthPolicy::Api;
         if route.auth == AuthPolicy::Public {
-            ctx.outcome = "proxied";
+            ctx.outcome = Outcome::Proxied;
             return Admission::Proxy;
         }
         let auth_started = Instant::now();
@@ -101,14 +101,16 @@ impl AuthProxy {
             _ if auth::bearer_token(req).is_some() => "bearer",
             _ => "session",
         };
-        METRICS
-            .auth_duration
-            .with_label_values(&[method])
-            .observe(ctx.auth_time.as_secs_f64());
+        let histogram = if method == "session" {
+            &HOT.auth_duration_session
+        } else {
+            &HOT.auth_duration_bearer
+        };
+        histogram.observe(ctx.auth_time.as_secs_f64());
         match decision {
             Ok(Some(who)) => {
                 ctx.auth = Some(who);
-                ctx.outcome = "proxied";
+                ctx.outcome = Outcome::Proxied;
                 return Admission::Proxy;
             }
             Ok(None) => {}
@@ -120,7 +122,7 @@ impl AuthProxy {
             let login_cookie = cookie::find(req, &config.session.cookies.login_name);
             return match login::begin(gw, &config, login_cookie, return_to).await {
                 Ok(reply) => {
-                    ctx.outcome = "redirected_to_login";
+                    ctx.outcome = Outcome::RedirectedToLogin;
                     Admission::Answer(reply)
                 }
                 Err(e) => refuse(ctx, e, browser),
@@ -133,9 +135,9 @@ impl AuthProxy {
 /// Answer `e`, recording the outcome for the access log.
 fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -> Admission {
     ctx.outcome = match e.status() {
-        401 => "unauthorized",
-        403 => "forbidden",
-        _ => "error",
+        401 => Outcome::Unauthorized,
+        403 => Outcome::Forbidden,
+        _ => Outcome::Error,
     };
     tracing::info!(status = e.status(), error = e.code(), "request refused");
     Admission::Answer(e.reply(browser, &format!("{prefix}/start")))
@@ -150,7 +152,7 @@ impl ProxyHttp for AuthProxy {
             config: self.gateway.config.load_full(),
             route: None,
             auth: None,
-            outcome: "error",
+            outcome: Outcome::Error,
             started: Instant::now(),
             auth_time: Duration::ZERO,
             request_id: String::new(),

@@ -7,6 +7,7 @@
 //! The request is forwarded upstream with its original path; normalization only decides auth, so
 //! every ambiguity resolves towards the stricter route.
 
+use crate::metrics::RouteMetrics;
 use crate::upstream::Upstream;
 use regex::Regex;
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     /// Scopes a bearer token must carry here (403 `insufficient_scope` otherwise).
     pub scopes: Vec<String>,
+    /// This route's request metrics, resolved once.
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
@@ -105,6 +108,7 @@ impl RouteTable {
                 auth: AuthPolicy::Protected,
                 upstream: default_upstream,
                 scopes: Vec::new(),
+                metrics: RouteMetrics::new("default"),
             }),
         }
     }
@@ -222,6 +226,7 @@ mod tests {
             auth,
             upstream: up.clone(),
             scopes: Vec::new(),
+            metrics: RouteMetrics::new(name),
         };
         RouteTable::new(
             vec![

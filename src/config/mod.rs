@@ -408,6 +408,7 @@ impl TryFrom<FileConfig> for Config {
                 v.bad::<()>(&key("scopes"), "scopes are single words");
             }
             routes.push(Route {
+                metrics: crate::metrics::RouteMetrics::new(&name),
                 name,
                 matcher,
                 methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),

@@ -117,10 +117,7 @@ mod tests {
 
     fn verified(expires_at: Option<u64>) -> Arc<VerifiedToken> {
         Arc::new(VerifiedToken {
-            identity: Arc::new(Identity {
-                subject: "s".into(),
-                claims: Default::default(),
-            }),
+            identity: Arc::new(Identity::new("s".into(), Default::default())),
             expires_at,
             scopes: Vec::new(),
         })

@@ -354,7 +354,7 @@ fn build_session(
         .unwrap_or_default();
     Ok(Session {
         key: id.key(),
-        identity: Arc::new(Identity { subject, claims }),
+        identity: Arc::new(Identity::new(subject, claims)),
         tokens: SessionTokens {
             access_token: Secret::new(tokens.access_token().secret().as_str()),
             access_token_expires_at: tokens.expires_in().map(|d| now + d.as_secs()),

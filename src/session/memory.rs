@@ -278,10 +278,7 @@ mod tests {
         let now = unix_now();
         Arc::new(Session {
             key: SessionId::generate().key(),
-            identity: Arc::new(Identity {
-                subject: subject.into(),
-                claims: Default::default(),
-            }),
+            identity: Arc::new(Identity::new(subject.into(), Default::default())),
             tokens: SessionTokens {
                 access_token: Secret::new(format!("at-{}", crate::session::random_token())),
                 access_token_expires_at: None,
