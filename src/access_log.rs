@@ -7,12 +7,14 @@
 
 use crate::metrics::{Outcome, HOT, METRICS};
 use crate::proxy::RequestCtx;
-use crate::session::random_token;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
 
 /// A client's request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._-]`;
-/// otherwise (or without one) the gateway makes one.
+/// otherwise (or without one) the gateway makes one: a random per-process prefix and a counter,
+/// unique without a random draw per request (ids correlate log lines; they guard nothing).
 pub fn request_id(req: &RequestHeader, header: &str) -> String {
     req.headers
         .get(header)
@@ -23,8 +25,14 @@ pub fn request_id(req: &RequestHeader, header: &str) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         })
         .map(str::to_string)
-        .unwrap_or_else(|| random_token()[..22].to_string())
+        .unwrap_or_else(|| {
+            let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            format!("{:08x}{n:014x}", *PROCESS_PREFIX)
+        })
 }
+
+static PROCESS_PREFIX: LazyLock<u32> = LazyLock::new(rand::random);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Record the finished request: metrics, then the access-log line.
 pub fn record(ctx: &RequestCtx, method: &str, status: u16, failed: bool) {

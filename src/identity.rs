@@ -216,8 +216,9 @@ impl HeaderMapping {
         identity: &Identity,
         access_token: Option<&Secret>,
     ) -> pingora::Result<()> {
+        // Appended, not inserted: `strip` already removed every managed name.
         for (name, value) in self.forwarded_headers(identity).iter() {
-            req.insert_header(name.clone(), value.clone())?;
+            req.append_header(name.clone(), value.clone())?;
         }
         if let Some(token) = access_token {
             if self.pass_access_token {

@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's malloc: the proxy allocates and frees small objects on every
+/// request (headers, futures), and the load benchmark measured the difference (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for a bad configuration (EX_USAGE, as linkerd and sysexits.h).
 const EXIT_BAD_CONFIG: u8 = 64;
 

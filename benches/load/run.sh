@@ -3,6 +3,12 @@
 #
 #   benches/load/run.sh                     # 3 rounds x 6 cases x 8 s, 32 connections
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 benches/load/run.sh
+#   MODE=profile benches/load/run.sh        # instructions per request under callgrind instead
+#
+# MODE=profile runs authgate (profiling build: release + symbols) under valgrind's callgrind,
+# sends REQUESTS requests of each authgate case over one keep-alive connection, and reports
+# instructions per request per case (repeatable whatever the machine's load, unlike seconds)
+# and the functions that cost the most, into target/bench-load/profile/.
 #
 # Installs what is missing (wrk, nginx, cmake, the npm packages), builds authgate in release
 # mode, then starts on 127.0.0.1:
@@ -27,13 +33,26 @@ DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 POOL=${POOL:-6000}
+# The server under test (authgate, or nginx as the proxy) runs on SERVER_CPU; wrk, the static
+# upstream and the provider on CLIENT_CPU, so the server's CPU time per request is its own.
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+on_server() { taskset -c "$SERVER_CPU" "$@"; }
+on_client() { taskset -c "$CLIENT_CPU" "$@"; }
 
 scripts/install-deps.sh
 if ! command -v wrk >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --locked --bin authgate
+MODE=${MODE:-load}
+REQUESTS=${REQUESTS:-2000}
+if [ "$MODE" = profile ]; then
+  command -v valgrind >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq valgrind >/dev/null; }
+  cargo build --profile profiling --locked --bin authgate
+else
+  cargo build --release --locked --bin authgate
+fi
 
 OUT=$ROOT/target/bench-load
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -73,8 +92,8 @@ EOF
 nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 'ok\n'; } }"
 nginx_conf proxy "upstream app { server 127.0.0.1:$P_UP; keepalive 64; }
   server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
-nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' & pids+=($!); NGX_PID=$!
+on_client nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
+on_server nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' & pids+=($!); NGX_PID=$!
 wait_port "$P_UP"; wait_port "$P_NGX"
 
 # --- the OpenID provider, keys and tokens -------------------------------------------------------
@@ -82,7 +101,7 @@ cat >"$WORK/op.json" <<EOF
 {"port": $P_OP, "clients": [{"client_id": "bench", "client_secret": "bench-secret-0123456789",
   "redirect_uris": ["http://127.0.0.1:$P_GW/oauth2/callback"], "grant_types": ["authorization_code"]}]}
 EOF
-(cd tests/support && exec node op.mjs "$WORK/op.json") >"$WORK/op.out" 2>"$WORK/op.err" & pids+=($!)
+(cd tests/support && exec taskset -c "$CLIENT_CPU" node op.mjs "$WORK/op.json") >"$WORK/op.out" 2>"$WORK/op.err" & pids+=($!)
 wait_port "$P_OP"
 (cd tests/support && node "$ROOT/benches/load/tokens.mjs" keys "$WORK")
 (cd tests/support && node "$ROOT/benches/load/tokens.mjs" mint "$WORK" https://load.bench 1 "$WORK/one.txt")
@@ -123,17 +142,66 @@ prefix = "/public"
 auth = "public"
 EOF
 }
-gateway_conf "$P_GW" "$P_ADM" 100000 >"$WORK/gw.toml"
-gateway_conf "$P_GW5" "$P_ADM5" 1 >"$WORK/gw5.toml"
-target/release/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
-target/release/authgate -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
-for p in "$P_ADM" "$P_ADM5"; do
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
+if [ "$MODE" = profile ]; then
+  # One instance for every case; a one-entry token cache makes case 5's tokens misses while
+  # case 4's single token stays cached.
+  gateway_conf "$P_GW" "$P_ADM" 1 >"$WORK/gw.toml"
+  mkdir -p "$OUT/profile"
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/profile/callgrind.out" \
+    target/profiling/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
+  READY_TRIES=600
+else
+  gateway_conf "$P_GW" "$P_ADM" 100000 >"$WORK/gw.toml"
+  gateway_conf "$P_GW5" "$P_ADM5" 1 >"$WORK/gw5.toml"
+  on_server target/release/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
+  on_server target/release/authgate -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
+  READY_TRIES=100
+fi
+for p in "$P_ADM" $([ "$MODE" = profile ] || echo "$P_ADM5"); do
+  for _ in $(seq 1 "$READY_TRIES"); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
 done
 COOKIE=$(cd tests/support && node "$ROOT/benches/load/tokens.mjs" login "http://127.0.0.1:$P_GW" alice)
 ONE=$(head -1 "$WORK/one.txt")
 
 # --- measurement ------------------------------------------------------------------------------
+if [ "$MODE" = profile ]; then
+  # REQUESTS requests of one case over one keep-alive connection (one curl process).
+  send() { # case, count
+    local c=$1 n=$2 url header=() i
+    case $c in
+      2) url="http://127.0.0.1:$P_GW/public/data" ;;
+      *) url="http://127.0.0.1:$P_GW/data" ;;
+    esac
+    {
+      for i in $(seq 1 "$n"); do
+        [ "$i" = 1 ] || echo next                  # curl options accumulate across URLs otherwise
+        echo "url = \"$url\""
+        echo 'output = "/dev/null"'
+        case $c in
+          3) echo "header = \"Cookie: $COOKIE\"" ;;
+          4) echo "header = \"Authorization: Bearer $ONE\"" ;;
+          5) echo "header = \"Authorization: Bearer $(sed -n "$((i % POOL + 1))p" "$WORK/pool.txt")\"" ;;
+          6) echo 'header = "Accept: text/html"' ;;
+        esac
+      done
+    } >"$WORK/curl-$c.cfg"
+    curl -s -w '%{http_code}\n' --config "$WORK/curl-$c.cfg" | sort | uniq -c | sed "s/^/  case $c answers: /" >&2
+  }
+  echo "case,instructions,requests,instructions_per_request" >"$OUT/profile/per-case.csv"
+  for c in 2 3 4 5 6; do
+    send "$c" 50                                   # warm-up, not counted
+    callgrind_control -z "$GW_PID" >/dev/null
+    send "$c" "$REQUESTS"
+    callgrind_control -d "case$c" "$GW_PID" >/dev/null
+    sleep 1
+    dump=$(ls -t "$OUT"/profile/callgrind.out* | head -1)
+    ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
+    echo "$c,$ir,$REQUESTS,$((ir / REQUESTS))" | tee -a "$OUT/profile/per-case.csv"
+    callgrind_annotate --inclusive=yes "$dump" >"$OUT/profile/case$c-annotate.txt" 2>/dev/null || true
+  done
+  exit 0
+fi
+
 # CPU ticks (user + system) of a process and its children (nginx workers).
 cpu_ticks() {
   local total=0 p
@@ -166,7 +234,7 @@ run_case() { # case, round, duration
   [ "$c" = 5 ] && script=pool.lua
   before=$(cpu_ticks "$pid")
   line=$(BENCH_DIR="$ROOT/benches/load" TOKEN_POOL="$WORK/pool.txt" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s --timeout 5s -s "$ROOT/benches/load/$script" "${args[@]}" "$url" | grep '^{')
+    on_client wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3"s --timeout 5s -s "$ROOT/benches/load/$script" "${args[@]}" "$url" | grep '^{')
   after=$(cpu_ticks "$pid")
   echo "{\"case\":$c,\"round\":$2,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(rss_kb "$pid"),${line#\{}"
 }
@@ -191,4 +259,4 @@ curl -s "http://127.0.0.1:$P_ADM5/metrics" | grep -E '^authgate_token_cache_(hit
 for p in "$GW_PID" "$GW5_PID"; do grep VmHWM "/proc/$p/status"; done >"$OUT/peak-rss.txt"
 
 python3 "$ROOT/benches/load/summarize.py" "$OUT/results.jsonl" "$(getconf CLK_TCK)" "$OUT/case5-cache.txt" "$OUT/peak-rss.txt" \
-  "threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS" | tee "$OUT/summary.md"
+  "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}, nginx worker_processes=1" | tee "$OUT/summary.md"
