@@ -202,15 +202,19 @@ if [ "$MODE" = profile ]; then
   exit 0
 fi
 
-# CPU ticks (user + system) of a process and its children (nginx workers).
+# A process and all its descendants (the recorded pid may be a wrapper; nginx has workers).
+family() { local p; echo "$1"; for p in $(pgrep -P "$1" || true); do family "$p"; done; }
+# CPU ticks (user + system) of the process family.
 cpu_ticks() {
   local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
+  for p in $(family "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo "$total"
 }
-rss_kb() { local total=0 p; for p in "$1" $(pgrep -P "$1" || true); do total=$((total + $(awk '/^VmRSS/{print $2}' "/proc/$p/status"))); done; echo "$total"; }
+rss_kb() {
+  local total=0 p
+  for p in $(family "$1"); do total=$((total + $(awk '/^VmRSS/{print $2}' "/proc/$p/status"))); done
+  echo "$total"
+}
 
 case_url() {
   case $1 in
@@ -256,7 +260,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 curl -s "http://127.0.0.1:$P_ADM5/metrics" | grep -E '^authgate_token_cache_(hits|misses)_total' >"$OUT/case5-cache.txt"
-for p in "$GW_PID" "$GW5_PID"; do grep VmHWM "/proc/$p/status"; done >"$OUT/peak-rss.txt"
+for p in "$GW_PID" "$GW5_PID"; do grep -h VmHWM $(family "$p" | sed 's#.*#/proc/&/status#') | sort -k2 -n | tail -1; done >"$OUT/peak-rss.txt"
 
 python3 "$ROOT/benches/load/summarize.py" "$OUT/results.jsonl" "$(getconf CLK_TCK)" "$OUT/case5-cache.txt" "$OUT/peak-rss.txt" \
   "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}, nginx worker_processes=1" | tee "$OUT/summary.md"

@@ -142,42 +142,24 @@ pub fn strip(req: &mut RequestHeader, names: &[&str]) {
     if !mentions_ours {
         return;
     }
-    let values: Vec<_> = req
+    let is_ours = |pair: &[u8]| {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or(pair).trim_ascii();
+        names.iter().any(|n| n.as_bytes() == name)
+    };
+    // Every non-empty `name=value` pair of every Cookie header, ours left out.
+    let kept: Vec<Vec<u8>> = req
         .headers
         .get_all(http::header::COOKIE)
         .iter()
-        .map(|v| v.as_bytes().to_vec())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .map(|pair| pair.trim_ascii())
+        .filter(|pair| !pair.is_empty() && !is_ours(pair))
+        .map(<[u8]>::to_vec)
         .collect();
-    if values.is_empty() {
-        return;
-    }
-    let is_ours = |pair: &[u8]| {
-        let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
-        let name = name.trim_ascii();
-        names.iter().any(|n| n.as_bytes() == name)
-    };
-    let mut kept: Vec<&[u8]> = Vec::new();
-    let mut changed = false;
-    for v in &values {
-        for pair in v.split(|&b| b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                continue;
-            }
-            if is_ours(pair) {
-                changed = true;
-            } else {
-                kept.push(pair);
-            }
-        }
-    }
-    if !changed {
-        return;
-    }
     req.remove_header(&http::header::COOKIE);
+    // A logged-in browser often sends nothing but the session cookie: then nothing is left.
     if !kept.is_empty() {
-        let joined = kept.join(&b"; "[..]);
-        if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
+        if let Ok(v) = http::HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
             let _ = req.insert_header(http::header::COOKIE, v);
         }
     }
