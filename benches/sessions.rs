@@ -1,9 +1,12 @@
 //! Sessions at scale: memory per session and lookup time as the moka store grows.
 //!
-//! Fills a `MemoryStore` with realistic sessions (an oidc-provider-sized ID token, opaque access
-//! and refresh tokens, the identity claims of a typical login) up to 10 k, 100 k and 1 M, and at
-//! each size reports the process's RSS growth per session and the median time of a session
-//! lookup (the hot path of every browser request: `SessionStore::get`).
+//! Fills a `MemoryStore` with realistic sessions (opaque access and refresh tokens, the identity
+//! claims of a typical login, and an RS256-sized ID token unless `session.keep_id_token` is off)
+//! up to 10 k, 100 k and 1 M, and at each size reports the process's RSS growth per session and
+//! the median time of a session lookup (the hot path of every browser request:
+//! `SessionStore::get`). The allocator is the binary's (mimalloc). Run it twice:
+//! `cargo bench --bench sessions` (ID tokens kept) and `KEEP_ID_TOKEN=false cargo bench --bench
+//! sessions`.
 //!
 //! Run: `cargo bench --bench sessions` (results in BENCHMARKS.md).
 
@@ -11,12 +14,15 @@ use authgate::identity::Identity;
 use authgate::secret::Secret;
 use authgate::session::memory::MemoryStore;
 use authgate::session::{
-    unix_now, EndReason, Session, SessionEndListener, SessionId, SessionKey, SessionStore,
-    SessionTokens,
+    session_claims, unix_now, EndReason, Session, SessionEndListener, SessionId, SessionKey,
+    SessionStore, SessionTokens,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Quiet;
 impl SessionEndListener for Quiet {
@@ -46,13 +52,16 @@ fn session(i: u64) -> Arc<Session> {
     });
     Arc::new(Session {
         key: SessionId::generate().key(),
-        identity: Arc::new(Identity::new(user, claims.as_object().unwrap().clone())),
+        identity: Arc::new(Identity::new(
+            user,
+            &session_claims(claims.as_object().unwrap().clone()),
+        )),
         tokens: SessionTokens {
             access_token: Secret::new(format!("{:043}", i)),
             access_token_expires_at: Some(now + 3600),
             refresh_token: Some(Secret::new(format!("r{:042}", i))),
             // An RS256 ID token of this size: about 900 bytes.
-            id_token: Secret::new("e".repeat(900)),
+            id_token: keep_id_token().then(|| Secret::new("e".repeat(900))),
         },
         sid: Some(format!("{:043}", i)),
         created_at: now,
@@ -60,7 +69,12 @@ fn session(i: u64) -> Arc<Session> {
     })
 }
 
+fn keep_id_token() -> bool {
+    std::env::var("KEEP_ID_TOKEN").map_or(true, |v| v != "false")
+}
+
 fn main() {
+    println!("keep_id_token = {}\n", keep_id_token());
     // `cargo bench` passes --bench; nothing to parse.
     let store = MemoryStore::new(
         2_000_000,

@@ -7,10 +7,10 @@
 
 use crate::metrics::{Outcome, HOT, METRICS};
 use crate::proxy::RequestCtx;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
 use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 /// A client's request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._-]`;
 /// otherwise (or without one) the gateway makes one: a random per-process prefix and a counter,
@@ -52,10 +52,7 @@ pub fn record(ctx: &RequestCtx, method: &str, status: u16, failed: bool) {
         return;
     }
     let user = ctx.auth.as_ref().map(|a| {
-        let name = a
-            .identity()
-            .claim_text(&ctx.config.headers.user_claim)
-            .unwrap_or_else(|| a.identity().subject.clone());
+        let name = ctx.config.headers.user_of(a.identity());
         if ctx.config.server.access_log_hash_user {
             Sha256::digest(name.as_bytes())[..8]
                 .iter()

@@ -28,10 +28,13 @@ const GROUPS: &str = "Groups";
 const ACCESS_TOKEN: &str = "Access-Token";
 
 /// A verified identity: the subject and the claims it was verified with.
+///
+/// The claims are kept as one compact JSON string, not a parsed map: a million sessions must fit
+/// in memory (BENCHMARKS.md), and the hot path never reads them (it uses the cached headers).
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub subject: String,
-    pub claims: Map<String, Value>,
+    claims_json: Box<str>,
     /// The `X-Forwarded-*` headers of this identity under one header mapping (its generation),
     /// computed on first use: a session or a cached token then costs no claim formatting per
     /// request.
@@ -42,32 +45,44 @@ pub struct Identity {
 pub type ForwardedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
 impl Identity {
-    pub fn new(subject: String, claims: Map<String, Value>) -> Self {
+    pub fn new(subject: String, claims: &Map<String, Value>) -> Self {
         Self {
             subject,
-            claims,
+            claims_json: serde_json::to_string(claims)
+                .unwrap_or_else(|_| "{}".into())
+                .into_boxed_str(),
             forwarded: OnceLock::new(),
         }
     }
 
-    /// A claim as a header-ready string: strings as they are, numbers and booleans printed,
-    /// arrays of those comma-joined. Objects and nulls give nothing.
+    /// The claims, parsed (for the rare readers: header computation, userinfo).
+    pub fn claims(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.claims_json).unwrap_or_default()
+    }
+
+    /// One claim as header-ready text (see [`claim_text`]).
     pub fn claim_text(&self, claim: &str) -> Option<String> {
-        fn scalar(v: &Value) -> Option<String> {
-            match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                _ => None,
-            }
+        claim_text(&self.claims(), claim)
+    }
+}
+
+/// A claim as a header-ready string: strings as they are, numbers and booleans printed,
+/// arrays of those comma-joined. Objects and nulls give nothing.
+pub fn claim_text(claims: &Map<String, Value>, claim: &str) -> Option<String> {
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
         }
-        match self.claims.get(claim)? {
-            Value::Array(items) => {
-                let parts: Vec<String> = items.iter().filter_map(scalar).collect();
-                Some(parts.join(","))
-            }
-            v => scalar(v),
+    }
+    match claims.get(claim)? {
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(scalar).collect();
+            Some(parts.join(","))
         }
+        v => scalar(v),
     }
 }
 
@@ -152,6 +167,8 @@ impl HeaderMapping {
         prefix: &str,
         with_extra: bool,
     ) -> Vec<(String, HeaderValue)> {
+        let claims = identity.claims();
+        let text = |claim: &str| claim_text(&claims, claim);
         let mut out = Vec::with_capacity(6);
         let mut push = |name: String, text: Option<String>| {
             if let Some(v) = text.and_then(|t| HeaderValue::from_str(&t).ok()) {
@@ -160,22 +177,14 @@ impl HeaderMapping {
         };
         // A token without the user claim (a machine's client-credentials token) is still
         // somebody: its subject.
-        let user = identity
-            .claim_text(&self.user_claim)
-            .unwrap_or_else(|| identity.subject.clone());
+        let user = text(&self.user_claim).unwrap_or_else(|| identity.subject.clone());
         push(format!("{prefix}{USER}"), Some(user));
-        push(
-            format!("{prefix}{EMAIL}"),
-            identity.claim_text(&self.email_claim),
-        );
+        push(format!("{prefix}{EMAIL}"), text(&self.email_claim));
         push(
             format!("{prefix}{PREFERRED_USERNAME}"),
-            identity.claim_text(&self.preferred_username_claim),
+            text(&self.preferred_username_claim),
         );
-        push(
-            format!("{prefix}{GROUPS}"),
-            identity.claim_text(&self.groups_claim),
-        );
+        push(format!("{prefix}{GROUPS}"), text(&self.groups_claim));
         if self.pass_access_token {
             push(
                 format!("{prefix}{ACCESS_TOKEN}"),
@@ -184,7 +193,7 @@ impl HeaderMapping {
         }
         if with_extra {
             for (header, claim) in &self.extra {
-                push(header.as_str().to_string(), identity.claim_text(claim));
+                push(header.as_str().to_string(), text(claim));
             }
         }
         out
@@ -207,6 +216,14 @@ impl HeaderMapping {
         // created before it compute their headers per request until they end.
         let _ = identity.forwarded.set((self.generation, headers.clone()));
         headers
+    }
+
+    /// The user as the upstream sees it (`X-Forwarded-User`), from the cached headers.
+    pub fn user_of(&self, identity: &Identity) -> String {
+        self.forwarded_headers(identity)
+            .first()
+            .and_then(|(_, v)| v.to_str().ok())
+            .map_or_else(|| identity.subject.clone(), str::to_string)
     }
 
     /// Set the identity headers on a request bound upstream (after [`Self::strip`]).
@@ -278,7 +295,7 @@ mod tests {
 
     fn alice() -> Identity {
         let claims = json!({"sub":"alice","email":"a@example.test","groups":["admins","users"],"name":"Alice\r\nX-Evil: 1"});
-        Identity::new("alice".into(), claims.as_object().unwrap().clone())
+        Identity::new("alice".into(), claims.as_object().unwrap())
     }
 
     #[test]

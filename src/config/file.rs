@@ -145,6 +145,7 @@ pub struct SessionSection {
     pub login_cookie_name: String,
     pub login_timeout: String,
     pub max_pending_logins: usize,
+    pub keep_id_token: bool,
 }
 
 impl Default for SessionSection {
@@ -161,6 +162,7 @@ impl Default for SessionSection {
             login_cookie_name: "_authgate_login".into(),
             login_timeout: "10m".into(),
             max_pending_logins: 5,
+            keep_id_token: true,
         }
     }
 }

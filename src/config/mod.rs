@@ -215,6 +215,8 @@ pub struct SessionSettings {
     pub lifetime: Duration,
     pub max_sessions: u64,
     pub login_timeout: Duration,
+    /// Keep the ID token for `id_token_hint` at logout (about 1 KB per session).
+    pub keep_id_token: bool,
 }
 
 /// The whole validated configuration.
@@ -643,6 +645,7 @@ impl Validator {
             lifetime,
             max_sessions: s.max_sessions,
             login_timeout,
+            keep_id_token: s.keep_id_token,
         }
     }
 

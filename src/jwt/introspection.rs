@@ -119,7 +119,7 @@ fn verified_from(
     }
     let scopes = super::scopes_of(&answer);
     Ok(VerifiedToken {
-        identity: Arc::new(Identity::new(subject, answer)),
+        identity: Arc::new(Identity::new(subject, &answer)),
         expires_at,
         scopes,
     })

@@ -20,7 +20,7 @@ use crate::oidc::provider::ProviderSnapshot;
 use crate::reply::Reply;
 use crate::secret::{ct_eq, Secret};
 use crate::session::cookie::login_states;
-use crate::session::{unix_now, PendingLogin, Session, SessionId, SessionTokens};
+use crate::session::{session_claims, unix_now, PendingLogin, Session, SessionId, SessionTokens};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openidconnect::core::{
@@ -350,11 +350,11 @@ fn build_session(
     let id_token = tokens
         .extra_fields()
         .id_token()
-        .map(|t| Secret::new(t.to_string()))
-        .unwrap_or_default();
+        .filter(|_| config.session.keep_id_token)
+        .map(|t| Secret::new(t.to_string()));
     Ok(Session {
         key: id.key(),
-        identity: Arc::new(Identity::new(subject, claims)),
+        identity: Arc::new(Identity::new(subject, &session_claims(claims))),
         tokens: SessionTokens {
             access_token: Secret::new(tokens.access_token().secret().as_str()),
             access_token_expires_at: tokens.expires_in().map(|d| now + d.as_secs()),

@@ -152,7 +152,8 @@ pub async fn rp_initiated(
     }
     let hint = ended
         .as_ref()
-        .map(|s| s.tokens.id_token.expose().to_string());
+        .and_then(|s| s.tokens.id_token.as_ref())
+        .map(|t| t.expose().to_string());
     let location = end_session_url(
         gw,
         config,
@@ -213,7 +214,8 @@ pub async fn api(gw: &Gateway, config: &Config, body: &[u8]) -> Result<Reply, Ga
                 .await
                 .map_err(|_| GatewayError::StoreUnavailable)?;
             revoke_session_tokens(gw, config, &s).await;
-            end_session_url(gw, config, Some(s.tokens.id_token.expose()), &target, None)
+            let hint = s.tokens.id_token.as_ref().map(|t| t.expose());
+            end_session_url(gw, config, hint, &target, None)
         }
         None => {
             // No session, but a valid bearer token may still be logged out: revoke it.

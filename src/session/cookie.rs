@@ -143,7 +143,11 @@ pub fn strip(req: &mut RequestHeader, names: &[&str]) {
         return;
     }
     let is_ours = |pair: &[u8]| {
-        let name = pair.split(|&b| b == b'=').next().unwrap_or(pair).trim_ascii();
+        let name = pair
+            .split(|&b| b == b'=')
+            .next()
+            .unwrap_or(pair)
+            .trim_ascii();
         names.iter().any(|n| n.as_bytes() == name)
     };
     // Every non-empty `name=value` pair of every Cookie header, ours left out.

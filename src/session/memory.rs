@@ -278,7 +278,7 @@ mod tests {
         let now = unix_now();
         Arc::new(Session {
             key: SessionId::generate().key(),
-            identity: Arc::new(Identity::new(subject.into(), Default::default())),
+            identity: Arc::new(Identity::new(subject.into(), &Default::default())),
             tokens: SessionTokens {
                 access_token: Secret::new(format!("at-{}", crate::session::random_token())),
                 access_token_expires_at: None,
@@ -286,7 +286,7 @@ mod tests {
                     "rt-{}",
                     crate::session::random_token()
                 ))),
-                id_token: Secret::new("id"),
+                id_token: Some(Secret::new("id")),
             },
             sid: sid.map(str::to_string),
             created_at: now,

@@ -98,7 +98,8 @@ pub struct SessionTokens {
     /// Unix seconds, when the provider said (`expires_in`).
     pub access_token_expires_at: Option<u64>,
     pub refresh_token: Option<Secret>,
-    pub id_token: Secret,
+    /// Sent as `id_token_hint` at logout; not kept with `session.keep_id_token = false`.
+    pub id_token: Option<Secret>,
 }
 
 /// A logged-in browser.
@@ -175,6 +176,32 @@ impl EndReason {
 /// Told about every session that ends, whatever ended it.
 pub trait SessionEndListener: Send + Sync {
     fn session_ended(&self, session: &Session, reason: EndReason);
+}
+
+/// Claims about the login itself rather than the user, which a session does not need to keep
+/// (it has its own expiry). `sid` stays: it names the provider session, which a header may carry.
+const PROTOCOL_CLAIMS: [&str; 11] = [
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "jti",
+];
+
+/// The claims a session keeps of an ID token (and userinfo): the user's, not the protocol's.
+pub fn session_claims(
+    mut claims: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    for c in PROTOCOL_CLAIMS {
+        claims.remove(c);
+    }
+    claims
 }
 
 /// SHA-256 of a token, to find a session by one of its tokens without keeping the token as a key.
