@@ -114,22 +114,11 @@ async fn state_and_code_attacks_are_refused() {
 /// A broken provider: every defective ID token is refused with 401 and creates no session.
 #[tokio::test]
 async fn defective_id_tokens_are_refused() {
-    let rogue = NodeServer::start("rogue-op.mjs", &["0"]);
-    let port = free_port();
-    let admin = free_port();
-    let upstream = start_upstream();
-    let toml = gateway_toml(
-        port,
-        admin,
-        &rogue.issuer(),
-        upstream.port(),
-        &EnvOptions {
-            client_id: "gw",
-            ..Default::default()
-        },
-    );
-    let gw = Gateway::start_with(toml, port, admin);
-    gw.wait_ready(std::time::Duration::from_secs(10)).await;
+    let RogueEnv {
+        rogue,
+        gw,
+        upstream: _upstream,
+    } = RogueEnv::start().await;
     let client = reqwest::Client::new();
     let scenario = |kind: &'static str| {
         let client = client.clone();
@@ -172,14 +161,7 @@ async fn defective_id_tokens_are_refused() {
         );
         assert!(r.body.contains(reason), "{kind}: {}", r.body);
         // The session cookie is not there, so the app is still out of reach.
-        let again = b
-            .request(
-                Method::GET,
-                &gw.url("/app"),
-                &[("Accept", "application/json")],
-                None,
-            )
-            .await;
+        let again = b.get_api(&gw.url("/app")).await;
         assert_eq!(again.status, 401, "{kind}");
     }
     // The control: the same provider with a valid token logs in.
@@ -296,14 +278,7 @@ async fn garbage_cookies_and_paths_are_4xx() {
 
     // Paths that cannot be decoded are 400; traversal lands on the protected route.
     for path in ["/a%zz", "/a%", "/a%00b", "/public/%ff"] {
-        let r = b
-            .request(
-                Method::GET,
-                &env.gw.url(path),
-                &[("Accept", "application/json")],
-                None,
-            )
-            .await;
+        let r = b.get_api(&env.gw.url(path)).await;
         assert_eq!(r.status, 400, "{path}");
     }
     for path in [
@@ -314,25 +289,11 @@ async fn garbage_cookies_and_paths_are_4xx() {
         "/public/..\\app",
         "//public/../app",
     ] {
-        let r = b
-            .request(
-                Method::GET,
-                &env.gw.url(path),
-                &[("Accept", "application/json")],
-                None,
-            )
-            .await;
+        let r = b.get_api(&env.gw.url(path)).await;
         assert_eq!(r.status, 401, "{path} must be judged as /app");
     }
     // The query never decides the route.
-    let r = b
-        .request(
-            Method::GET,
-            &env.gw.url("/app?/public/x"),
-            &[("Accept", "application/json")],
-            None,
-        )
-        .await;
+    let r = b.get_api(&env.gw.url("/app?/public/x")).await;
     assert_eq!(r.status, 401);
     // An endpoint that does not exist, and a form body that is not one.
     let r = b

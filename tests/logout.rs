@@ -65,14 +65,7 @@ async fn active_at_provider(env: &Env, client_id: &str, token: &str) -> bool {
 
 /// Does this browser's session still get through?
 async fn logged_in(b: &mut Browser, env: &Env) -> bool {
-    let r = b
-        .request(
-            Method::GET,
-            &env.gw.url("/app"),
-            &[("Accept", "application/json")],
-            None,
-        )
-        .await;
+    let r = b.get_api(&env.gw.url("/app")).await;
     r.status == 200
 }
 
@@ -329,22 +322,12 @@ async fn backchannel_logout_sub_only_ends_every_session_of_the_user() {
 /// each 400 with nothing ended. Then a good one ends the session; its replay is refused.
 #[tokio::test]
 async fn bad_logout_tokens_are_400_and_end_nothing() {
-    let rogue = NodeServer::start("rogue-op.mjs", &["0"]);
-    let port = free_port();
-    let admin = free_port();
-    let upstream = start_upstream();
-    let toml = gateway_toml(
-        port,
-        admin,
-        &rogue.issuer(),
-        upstream.port(),
-        &EnvOptions {
-            client_id: "gw",
-            ..Default::default()
-        },
-    );
-    let gw = Gateway::start_with(toml, port, admin);
-    gw.wait_ready(Duration::from_secs(10)).await;
+    let RogueEnv {
+        rogue,
+        gw,
+        upstream: _upstream,
+    } = RogueEnv::start().await;
+    let port = gw.port;
     let mut b = Browser::new();
     let first = b.get(&gw.url("/app")).await;
     let back = b.get(first.location().as_str()).await;

@@ -410,14 +410,7 @@ async fn access_log_and_request_id() {
         .await;
     let id = made.headers["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.len(), 22);
-    let refused = Browser::new()
-        .request(
-            Method::GET,
-            &env.gw.url("/app"),
-            &[("Accept", "application/json")],
-            None,
-        )
-        .await;
+    let refused = Browser::new().get_api(&env.gw.url("/app")).await;
     assert!(refused.headers.contains_key("x-request-id"));
 
     tokio::time::sleep(Duration::from_millis(200)).await;

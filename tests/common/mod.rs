@@ -391,6 +391,34 @@ auth = "api"
     )
 }
 
+/// A gateway in front of the deliberately broken provider (`rogue-op.mjs`), client `gw`.
+pub struct RogueEnv {
+    pub rogue: NodeServer,
+    pub upstream: NodeServer,
+    pub gw: Gateway,
+}
+
+impl RogueEnv {
+    pub async fn start() -> RogueEnv {
+        let rogue = NodeServer::start("rogue-op.mjs", &["0"]);
+        let port = free_port();
+        let admin = free_port();
+        let upstream = start_upstream();
+        let opts = EnvOptions {
+            client_id: "gw",
+            ..Default::default()
+        };
+        let toml = gateway_toml(port, admin, &rogue.issuer(), upstream.port(), &opts);
+        let gw = Gateway::start_with(toml, port, admin);
+        gw.wait_ready(Duration::from_secs(10)).await;
+        RogueEnv {
+            rogue,
+            upstream,
+            gw,
+        }
+    }
+}
+
 impl Env {
     pub fn start(opts: EnvOptions) -> Env {
         let port = free_port();
@@ -579,6 +607,12 @@ impl Browser {
             body,
             url,
         }
+    }
+
+    /// GET as a program (Accept: application/json): 401 rather than a login redirect.
+    pub async fn get_api(&mut self, url: &str) -> Resp {
+        self.request(Method::GET, url, &[("Accept", "application/json")], None)
+            .await
     }
 
     /// GET as a browser (Accept: text/html).
