@@ -10,6 +10,7 @@ declare -A NEED=(
   [cmake]=cmake          # pingora's libz-ng-sys and aws-lc-sys build with it
   [pkg-config]=pkg-config
   [nginx]=nginx          # forward-auth tests run a real nginx with auth_request
+  [chromium]=chromium    # the browser test drives Debian's Chromium with playwright-core
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
