@@ -288,6 +288,30 @@ async fn backchannel_logout_by_sid() {
     assert!(logs.contains("back-channel logout"), "{logs}");
 }
 
+/// The provider rotates its signing key, then sends a logout token signed with the new key:
+/// the gateway reloads the keys for the unknown kid and ends the session.
+#[tokio::test]
+async fn backchannel_logout_after_key_rotation() {
+    let env = logout_env(BASIC_CLIENT, vec!["openid"], "");
+    let mut a = Browser::new();
+    login(&mut a, &env, "/app", "alice").await;
+    let rotated = reqwest::Client::new()
+        .post(format!("{}/__test/rotate", env.op.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let page = a
+        .get(&format!(
+            "{}/session/end?client_id={BASIC_CLIENT}",
+            env.op.issuer()
+        ))
+        .await;
+    confirm_provider_logout(&mut a, page).await;
+    assert!(!logged_in(&mut a, &env).await, "{}", env.gw.logs());
+    assert!(env.gw.logs().contains("provider metadata and keys loaded"));
+}
+
 /// With a client whose logout tokens carry only `sub`, one logout ends both of the user's
 /// sessions.
 #[tokio::test]

@@ -71,6 +71,14 @@ pub fn invalid(reason: &str) -> Reply {
 }
 
 async fn end_sessions(gw: &Gateway, config: &Config, token: &str) -> Result<usize, String> {
+    // Signed with a key the gateway has not loaded yet (the provider rotated): reload once.
+    if let Ok(parsed) = verifier::parse(token) {
+        if let Some(kid) = parsed.header.kid.as_deref() {
+            if !gw.provider.snapshot().is_some_and(|s| s.keys.has_kid(kid)) {
+                gw.provider.reload_for_kid(kid).await;
+            }
+        }
+    }
     let claims = validate(gw, config, token)?;
     let sid = claims.get("sid").and_then(Value::as_str);
     let sub = claims.get("sub").and_then(Value::as_str);

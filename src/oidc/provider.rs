@@ -62,6 +62,9 @@ pub struct Provider {
     http: reqwest::Client,
     current: ArcSwapOption<ProviderSnapshot>,
     wake: Notify,
+    /// When a token named a key we lacked and we reloaded for it; the lock makes that
+    /// single-flight and the time rate-limits it.
+    last_reload_for_kid: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Provider {
@@ -71,6 +74,7 @@ impl Provider {
             http,
             current: ArcSwapOption::empty(),
             wake: Notify::new(),
+            last_reload_for_kid: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -146,6 +150,23 @@ impl Provider {
             });
         }
         resp.bytes().await.map_err(unreachable)
+    }
+
+    /// A token from the provider names a key (`kid`) the loaded set lacks, as right after the
+    /// provider rotates its keys: reload now, unless another caller just did (single-flight) or
+    /// a reload for this reason ran in the last 10 seconds (a flood of made-up kids must not
+    /// turn into a flood of requests to the provider). Returns whether the set now has `kid`.
+    pub async fn reload_for_kid(&self, kid: &str) -> bool {
+        let has = |p: &Self| p.snapshot().is_some_and(|s| s.keys.has_kid(kid));
+        let mut last = self.last_reload_for_kid.lock().await;
+        if has(self) {
+            return true;
+        }
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        self.load().await && has(self)
     }
 
     /// Load once, storing the result on success. Returns whether it succeeded.
