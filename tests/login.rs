@@ -257,3 +257,25 @@ async fn pending_logins_are_capped_in_one_cookie() {
     let callback = provider_login(&mut b, r.location(), "erin", env.gw.port).await;
     assert_eq!(callback.status, 302, "{}", callback.body);
 }
+
+/// The provider rotates its signing key between two logins: the next ID token names a key the
+/// gateway has not loaded, and the gateway reloads the keys instead of refusing the login.
+#[tokio::test]
+async fn login_after_key_rotation() {
+    let env = Env::start(EnvOptions::default());
+    let mut b = Browser::new();
+    assert_eq!(login(&mut b, &env, "/app", "alice").await.status, 302);
+    let rotated = reqwest::Client::new()
+        .post(format!("{}/__test/rotate", env.op.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let mut next = Browser::new();
+    let callback = login(&mut next, &env, "/app", "bob").await;
+    assert_eq!(callback.status, 302, "{}", callback.body);
+    let page = next.get(&env.gw.url("/app")).await;
+    assert_eq!(page.json()["headers"]["x-forwarded-user"], "bob");
+    let loads = env.gw.logs().matches("provider metadata and keys loaded").count();
+    assert_eq!(loads, 2, "one load at start, one for the new kid");
+}

@@ -104,6 +104,7 @@ pub async fn complete(
     }
 
     let tokens = exchange_code(gw, config, &provider, code, &pending).await?;
+    let provider = keys_for(gw, provider, &tokens).await;
     let claims = verify_id_token(config, &provider, &tokens, &pending)?;
     let claims = if config.oidc.use_userinfo {
         merge_userinfo(gw, &provider, &tokens, claims).await?
@@ -129,6 +130,26 @@ pub async fn complete(
     Ok(Reply::redirect(pending.return_to)
         .set_cookie(cookies.session_cookie(session_id.encode().expose()))
         .set_cookie(cookies.login_cookie(&remaining, form_post)))
+}
+
+/// The provider snapshot to verify the ID token with: reloaded once when the token names a key
+/// the loaded set lacks (the provider rotated its keys since the last refresh).
+async fn keys_for(
+    gw: &Gateway,
+    provider: Arc<ProviderSnapshot>,
+    tokens: &CoreTokenResponse,
+) -> Arc<ProviderSnapshot> {
+    let text = tokens.extra_fields().id_token().map(|t| t.to_string());
+    let kid = text
+        .as_deref()
+        .and_then(|t| crate::jwt::verifier::parse(t).ok())
+        .and_then(|p| p.header.kid);
+    match kid {
+        Some(kid) if !provider.keys.has_kid(&kid) && gw.provider.reload_for_kid(&kid).await => {
+            gw.provider.snapshot().unwrap_or(provider)
+        }
+        _ => provider,
+    }
 }
 
 /// Exchange the code at the token endpoint (openidconnect's client, our HTTP client).
