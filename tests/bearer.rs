@@ -569,14 +569,7 @@ unknown_kid_min_interval = "5s"
         .contains("not active"));
 
     // Rotation: the provider signs with a new key; the gateway refetches on the unknown kid.
-    let rotated: Value = client
-        .post(format!("{}/__test/rotate", env.op.issuer()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let new_kid = rotate_provider_keys(&env).await;
     let new_token = client_credentials().await;
     let header: Value = serde_json::from_slice(&{
         use base64::Engine;
@@ -585,7 +578,7 @@ unknown_kid_min_interval = "5s"
             .unwrap()
     })
     .unwrap();
-    assert_eq!(header["kid"], rotated["kid"]);
+    assert_eq!(header["kid"], new_kid.as_str());
     let (status, _, body) = call(&client, &url, &new_token, "*/*").await;
     assert_eq!(status, 200, "{body}");
     // The old key still verifies tokens signed before the rotation.

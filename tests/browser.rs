@@ -12,16 +12,7 @@ use std::process::Command;
 #[tokio::test]
 async fn browser_login_and_logout() {
     let env = Env::start(EnvOptions {
-        extra_toml: r#"
-[logout]
-post_logout_redirect_url = "http://127.0.0.1:{GW_PORT}/logged-out"
-
-[[routes]]
-name = "logged-out"
-prefix = "/logged-out"
-auth = "public"
-"#
-        .to_string(),
+        extra_toml: LOGGED_OUT_TOML.to_string(),
         ..Default::default()
     });
     env.gw.wait_ready(std::time::Duration::from_secs(10)).await;

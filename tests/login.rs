@@ -265,17 +265,16 @@ async fn login_after_key_rotation() {
     let env = Env::start(EnvOptions::default());
     let mut b = Browser::new();
     assert_eq!(login(&mut b, &env, "/app", "alice").await.status, 302);
-    let rotated = reqwest::Client::new()
-        .post(format!("{}/__test/rotate", env.op.issuer()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), 200);
+    rotate_provider_keys(&env).await;
     let mut next = Browser::new();
     let callback = login(&mut next, &env, "/app", "bob").await;
     assert_eq!(callback.status, 302, "{}", callback.body);
     let page = next.get(&env.gw.url("/app")).await;
     assert_eq!(page.json()["headers"]["x-forwarded-user"], "bob");
-    let loads = env.gw.logs().matches("provider metadata and keys loaded").count();
+    let loads = env
+        .gw
+        .logs()
+        .matches("provider metadata and keys loaded")
+        .count();
     assert_eq!(loads, 2, "one load at start, one for the new kid");
 }

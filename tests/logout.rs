@@ -11,25 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// `[logout]` with a public landing page, and the sid visible to the upstream.
-const LOGOUT_TOML: &str = r#"
-[headers]
-pass_access_token = true
-
-[logout]
-post_logout_redirect_url = "http://127.0.0.1:{GW_PORT}/logged-out"
-
-[[routes]]
-name = "logged-out"
-prefix = "/logged-out"
-auth = "public"
-"#;
+/// `[logout]` with a public landing page, and the access token visible to the upstream.
+fn logout_toml() -> String {
+    format!("\n[headers]\npass_access_token = true\n{LOGGED_OUT_TOML}")
+}
 
 fn logout_env(client_id: &'static str, scopes: Vec<&'static str>, more_toml: &str) -> Env {
     Env::start(EnvOptions {
         client_id,
         scopes,
-        extra_toml: LOGOUT_TOML.replace("[logout]\n", &format!("[logout]\n{more_toml}")),
+        extra_toml: logout_toml().replace("[logout]\n", &format!("[logout]\n{more_toml}")),
         ..Default::default()
     })
 }
@@ -295,12 +286,7 @@ async fn backchannel_logout_after_key_rotation() {
     let env = logout_env(BASIC_CLIENT, vec!["openid"], "");
     let mut a = Browser::new();
     login(&mut a, &env, "/app", "alice").await;
-    let rotated = reqwest::Client::new()
-        .post(format!("{}/__test/rotate", env.op.issuer()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), 200);
+    rotate_provider_keys(&env).await;
     let page = a
         .get(&format!(
             "{}/session/end?client_id={BASIC_CLIENT}",
@@ -692,7 +678,7 @@ retries = 3
 "#
     );
     let env = Env::start(EnvOptions {
-        extra_toml: format!("{LOGOUT_TOML}{hooks}"),
+        extra_toml: format!("{}{hooks}", logout_toml()),
         session_extra: "idle_timeout = \"2s\"",
         ..Default::default()
     });

@@ -391,6 +391,29 @@ auth = "api"
     )
 }
 
+/// `[logout]` landing on a public `/logged-out` route of the gateway (for `extra_toml`).
+pub const LOGGED_OUT_TOML: &str = r#"
+[logout]
+post_logout_redirect_url = "http://127.0.0.1:{GW_PORT}/logged-out"
+
+[[routes]]
+name = "logged-out"
+prefix = "/logged-out"
+auth = "public"
+"#;
+
+/// Make the test provider sign with a new key (`POST /__test/rotate`); returns the new kid.
+pub async fn rotate_provider_keys(env: &Env) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/__test/rotate", env.op.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["kid"].as_str().unwrap().to_string()
+}
+
 /// A gateway in front of the deliberately broken provider (`rogue-op.mjs`), client `gw`.
 pub struct RogueEnv {
     pub rogue: NodeServer,
