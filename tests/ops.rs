@@ -121,8 +121,11 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: the master then stops its workers, which SIGKILL would orphan.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -58,8 +58,17 @@ OUT=$ROOT/target/bench-load
 rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d)
 pids=()
+# A process and all its descendants (a recorded pid may be a wrapper; nginx has workers).
+family() { local p; echo "$1"; for p in $(pgrep -P "$1" || true); do family "$p"; done; }
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  local p all=()
+  for p in "${pids[@]}"; do all+=($(family "$p")); done
+  kill -TERM "${all[@]}" 2>/dev/null || true
+  # authgate drains for its grace period after SIGTERM: wait for everything to be gone, then
+  # make sure, so the script never leaves a server behind.
+  alive() { local q; for q in "${all[@]}"; do kill -0 "$q" 2>/dev/null && return 0; done; return 1; }
+  for _ in $(seq 1 150); do alive || break; sleep 0.1; done
+  kill -KILL "${all[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -202,8 +211,6 @@ if [ "$MODE" = profile ]; then
   exit 0
 fi
 
-# A process and all its descendants (the recorded pid may be a wrapper; nginx has workers).
-family() { local p; echo "$1"; for p in $(pgrep -P "$1" || true); do family "$p"; done; }
 # CPU ticks (user + system) of the process family.
 cpu_ticks() {
   local total=0 p
