@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::jwt::verifier;
 use crate::metrics::METRICS;
+use crate::oidc::provider::ProviderSnapshot;
 use crate::reply::Reply;
 use crate::session::{unix_now, EndReason};
 use jsonwebtoken::{AlgorithmFamily, Validation};
@@ -71,15 +72,14 @@ pub fn invalid(reason: &str) -> Reply {
 }
 
 async fn end_sessions(gw: &Gateway, config: &Config, token: &str) -> Result<usize, String> {
+    let parsed = verifier::parse(token).map_err(|e| e.to_string())?;
     // Signed with a key the gateway has not loaded yet (the provider rotated): reload once.
-    if let Ok(parsed) = verifier::parse(token) {
-        if let Some(kid) = parsed.header.kid.as_deref() {
-            if !gw.provider.snapshot().is_some_and(|s| s.keys.has_kid(kid)) {
-                gw.provider.reload_for_kid(kid).await;
-            }
-        }
-    }
-    let claims = validate(gw, config, token)?;
+    let provider = gw
+        .provider
+        .snapshot_for_kid(parsed.header.kid.as_deref())
+        .await
+        .ok_or("the provider's keys are not loaded yet")?;
+    let claims = validate(&provider, config, parsed)?;
     let sid = claims.get("sid").and_then(Value::as_str);
     let sub = claims.get("sub").and_then(Value::as_str);
     let ended = match (sid, sub) {
@@ -99,12 +99,12 @@ async fn end_sessions(gw: &Gateway, config: &Config, token: &str) -> Result<usiz
 }
 
 /// Every check of §2.6; the claims when the token passes.
-fn validate(gw: &Gateway, config: &Config, token: &str) -> Result<Map<String, Value>, String> {
-    let provider = gw
-        .provider
-        .snapshot()
-        .ok_or("the provider's keys are not loaded yet")?;
-    let parsed = verifier::parse(token).map_err(|e| e.to_string())?;
+fn validate(
+    provider: &ProviderSnapshot,
+    config: &Config,
+    parsed: verifier::ParsedToken<'_>,
+) -> Result<Map<String, Value>, String> {
+    let token = parsed.raw;
     if !matches!(
         parsed.alg.family(),
         AlgorithmFamily::Rsa | AlgorithmFamily::Ec | AlgorithmFamily::Ed

@@ -144,12 +144,10 @@ async fn keys_for(
         .as_deref()
         .and_then(|t| crate::jwt::verifier::parse(t).ok())
         .and_then(|p| p.header.kid);
-    match kid {
-        Some(kid) if !provider.keys.has_kid(&kid) && gw.provider.reload_for_kid(&kid).await => {
-            gw.provider.snapshot().unwrap_or(provider)
-        }
-        _ => provider,
-    }
+    gw.provider
+        .snapshot_for_kid(kid.as_deref())
+        .await
+        .unwrap_or(provider)
 }
 
 /// Exchange the code at the token endpoint (openidconnect's client, our HTTP client).

@@ -169,6 +169,19 @@ impl Provider {
         self.load().await && has(self)
     }
 
+    /// The snapshot to verify a token naming `kid` with: the current one, reloaded first (by
+    /// [`Self::reload_for_kid`]) when it lacks that key.
+    pub async fn snapshot_for_kid(&self, kid: Option<&str>) -> Option<Arc<ProviderSnapshot>> {
+        let current = self.snapshot();
+        match kid {
+            Some(kid) if !current.as_ref().is_some_and(|s| s.keys.has_kid(kid)) => {
+                self.reload_for_kid(kid).await;
+                self.snapshot()
+            }
+            _ => current,
+        }
+    }
+
     /// Load once, storing the result on success. Returns whether it succeeded.
     pub async fn load(&self) -> bool {
         match self.fetch().await {
