@@ -4,19 +4,21 @@
 //! claims of a typical login, and an RS256-sized ID token unless `session.keep_id_token` is off)
 //! up to 10 k, 100 k and 1 M, and at each size reports the process's RSS growth per session and
 //! the median time of a session lookup (the hot path of every browser request:
-//! `SessionStore::get`). The allocator is the binary's (mimalloc). Run it twice:
+//! `SessionStore::get`). Each session has made one request, so its identity headers are cached
+//! as in a running gateway. The allocator is the binary's (mimalloc). Run it twice:
 //! `cargo bench --bench sessions` (ID tokens kept) and `KEEP_ID_TOKEN=false cargo bench --bench
 //! sessions`.
 //!
 //! Run: `cargo bench --bench sessions` (results in BENCHMARKS.md).
 
-use authgate::identity::Identity;
+use authgate::identity::{HeaderMapping, Identity};
 use authgate::secret::Secret;
 use authgate::session::memory::MemoryStore;
 use authgate::session::{
     session_claims, unix_now, EndReason, Session, SessionEndListener, SessionId, SessionKey,
     SessionStore, SessionTokens,
 };
+use pingora::http::RequestHeader;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,18 +55,15 @@ fn session(i: u64) -> Arc<Session> {
     Arc::new(Session {
         key: SessionId::generate().key(),
         identity: Arc::new(Identity::new(
-            user,
+            &user,
             &session_claims(claims.as_object().unwrap().clone()),
         )),
         tokens: SessionTokens {
             access_token: Secret::new(format!("{:043}", i)),
-            access_token_expires_at: Some(now + 3600),
             refresh_token: Some(Secret::new(format!("r{:042}", i))),
             // An RS256 ID token of this size: about 900 bytes.
             id_token: keep_id_token().then(|| Secret::new("e".repeat(900))),
         },
-        sid: Some(format!("{:043}", i)),
-        created_at: now,
         expires_at: now + 12 * 3600,
     })
 }
@@ -82,13 +81,25 @@ fn main() {
         Duration::from_secs(600),
         Arc::new(Quiet),
     );
+    // The default `[headers]` mapping.
+    let headers = HeaderMapping::new(
+        "sub".into(),
+        "email".into(),
+        "preferred_username".into(),
+        "groups".into(),
+        false,
+        false,
+        Vec::new(),
+    );
+    let mut keys: Vec<SessionKey> = Vec::with_capacity(1_000_000);
     let base = rss_kb();
-    let mut keys: Vec<SessionKey> = Vec::new();
     println!("| sessions | RSS growth | bytes/session | lookup median | lookup p99 |");
     println!("|---:|---:|---:|---:|---:|");
     for target in [10_000u64, 100_000, 1_000_000] {
         for i in keys.len() as u64..target {
             let s = session(i);
+            let mut request = RequestHeader::build("GET", b"/", None).unwrap();
+            headers.inject(&mut request, &s.identity, None).unwrap();
             keys.push(s.key);
             futures::executor::block_on(store.insert(s)).unwrap();
         }

@@ -16,7 +16,6 @@ use crate::auth;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::identity::AUTH_REQUEST_PREFIX;
 use crate::reply::Reply;
 use crate::routes::{normalize_path, AuthPolicy};
 use pingora::proxy::Session;
@@ -65,12 +64,10 @@ pub async fn check(
         .await?
         .ok_or(GatewayError::Unauthenticated)?;
     let mut reply = Reply::new(202);
-    for (name, value) in config.headers.headers_for(
-        who.identity(),
-        who.access_token(),
-        AUTH_REQUEST_PREFIX,
-        false,
-    ) {
+    for (name, value) in config
+        .headers
+        .auth_request_headers(who.identity(), who.access_token())
+    {
         if let Ok(v) = value.to_str() {
             reply = reply.header_owned(name, v.to_string());
         }

@@ -5,12 +5,14 @@
 //! `_` or `-` (oauth2-proxy GHSA-vjrc-mh2v-45x6) — on every route, public ones included. Only
 //! then are the headers of a verified identity added.
 
-use crate::secret::Secret;
+use crate::secret::{exact_box, Secret};
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Tells header mappings apart, so an identity's cached headers follow a reload.
 static MAPPING_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -30,34 +32,62 @@ const ACCESS_TOKEN: &str = "Access-Token";
 /// A verified identity: the subject and the claims it was verified with.
 ///
 /// The claims are kept as one compact JSON string, not a parsed map: a million sessions must fit
-/// in memory (BENCHMARKS.md), and the hot path never reads them (it uses the cached headers).
+/// in memory (BENCHMARKS.md), and the hot path never reads them (it uses the cached values).
+/// `sub` and `sid` are kept once, in their fields, not again in the JSON.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    pub subject: String,
+    pub subject: Box<str>,
+    /// The provider's session id (the `sid` claim, when a string): back-channel and front-channel
+    /// logout find sessions by it.
+    pub sid: Option<Box<str>>,
+    /// The other claims, and `sub` when it is not the subject (a bearer issuer may take the
+    /// subject from another claim).
     claims_json: Box<str>,
-    /// The `X-Forwarded-*` headers of this identity under one header mapping (its generation),
-    /// computed on first use: a session or a cached token then costs no claim formatting per
-    /// request.
-    forwarded: OnceLock<(u64, ForwardedHeaders)>,
+    /// The values of this identity's `X-Forwarded-*` and extra headers under one header mapping
+    /// (its generation), computed on first use: a session or a cached token then costs no claim
+    /// parsing per request.
+    forwarded: OnceLock<(u64, ForwardedValues)>,
 }
 
-/// Ready-made identity headers.
-pub type ForwardedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+/// An identity's forwarded header values, one line per slot of
+/// [`HeaderMapping::forwarded_names`], in one buffer: a slot without a valid header value holds
+/// `"\0"` (never a valid value, so it is skipped like one). One allocation per identity rather
+/// than a header map (a million of them must fit in memory), and each request gets its values as
+/// slices of the buffer, without copying.
+type ForwardedValues = Bytes;
 
 impl Identity {
-    pub fn new(subject: String, claims: &Map<String, Value>) -> Self {
+    pub fn new(subject: &str, claims: &Map<String, Value>) -> Self {
+        let sid = claims.get("sid").and_then(Value::as_str);
+        let kept: BTreeMap<&str, &Value> = claims
+            .iter()
+            .filter(|(name, value)| match name.as_str() {
+                "sub" => value.as_str() != Some(subject),
+                "sid" => sid.is_none(),
+                _ => true,
+            })
+            .map(|(name, value)| (name.as_str(), value))
+            .collect();
         Self {
-            subject,
-            claims_json: serde_json::to_string(claims)
-                .unwrap_or_else(|_| "{}".into())
-                .into_boxed_str(),
+            subject: exact_box(subject),
+            sid: sid.map(exact_box),
+            claims_json: exact_box(&serde_json::to_string(&kept).unwrap_or_else(|_| "{}".into())),
             forwarded: OnceLock::new(),
         }
     }
 
-    /// The claims, parsed (for the rare readers: header computation, userinfo).
+    /// The claims, parsed (for the rare readers: header computation, userinfo). `sub` is the
+    /// subject unless the claims named another, and `sid` is there when the identity has one.
     pub fn claims(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.claims_json).unwrap_or_default()
+        let mut claims: Map<String, Value> =
+            serde_json::from_str(&self.claims_json).unwrap_or_default();
+        if !claims.contains_key("sub") {
+            claims.insert("sub".into(), self.subject.to_string().into());
+        }
+        if let Some(sid) = &self.sid {
+            claims.insert("sid".into(), sid.to_string().into());
+        }
+        claims
     }
 
     /// One claim as header-ready text (see [`claim_text`]).
@@ -99,6 +129,10 @@ pub struct HeaderMapping {
     pub extra: Vec<(HeaderName, String)>,
     /// Every header name this gateway may set, lower-case with `-`: the strip list.
     managed: Vec<String>,
+    /// The headers set on proxied requests from claims: `X-Forwarded-User`, `-Email`,
+    /// `-Preferred-Username`, `-Groups`, then the extra headers. The slots of
+    /// [`ForwardedValues`].
+    forwarded_names: Vec<HeaderName>,
     /// Distinguishes this mapping from those of other configurations.
     generation: u64,
 }
@@ -123,6 +157,14 @@ impl HeaderMapping {
         if pass_authorization_header {
             managed.push("authorization".into());
         }
+        let forwarded_names = [USER, EMAIL, PREFERRED_USERNAME, GROUPS]
+            .iter()
+            .map(|role| {
+                HeaderName::try_from(format!("{FORWARDED_PREFIX}{role}"))
+                    .expect("a valid header name")
+            })
+            .chain(extra.iter().map(|(h, _)| h.clone()))
+            .collect();
         Self {
             user_claim,
             email_claim,
@@ -132,6 +174,7 @@ impl HeaderMapping {
             pass_authorization_header,
             extra,
             managed,
+            forwarded_names,
             generation: MAPPING_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -158,72 +201,94 @@ impl HeaderMapping {
         forged
     }
 
-    /// The `(name, value)` identity headers under `prefix`, plus the extra mapping when
-    /// `with_extra`. Claims whose value cannot be a header value (control characters) are left out.
-    pub fn headers_for(
+    /// The text of each claim-fed header, in slot order: user, email, preferred username,
+    /// groups, then the extra headers when `with_extra`.
+    fn claim_texts(&self, identity: &Identity, with_extra: bool) -> Vec<Option<String>> {
+        let claims = identity.claims();
+        let text = |claim: &str| claim_text(&claims, claim);
+        // A token without the user claim (a machine's client-credentials token) is still
+        // somebody: its subject.
+        let user = text(&self.user_claim).unwrap_or_else(|| identity.subject.to_string());
+        let mut texts = vec![
+            Some(user),
+            text(&self.email_claim),
+            text(&self.preferred_username_claim),
+            text(&self.groups_claim),
+        ];
+        if with_extra {
+            texts.extend(self.extra.iter().map(|(_, claim)| text(claim)));
+        }
+        texts
+    }
+
+    /// The `X-Auth-Request-*` headers of a forward-auth answer (`/oauth2/auth`). Claims whose
+    /// value cannot be a header value (control characters) are left out.
+    pub fn auth_request_headers(
         &self,
         identity: &Identity,
         access_token: Option<&Secret>,
-        prefix: &str,
-        with_extra: bool,
     ) -> Vec<(String, HeaderValue)> {
-        let claims = identity.claims();
-        let text = |claim: &str| claim_text(&claims, claim);
-        let mut out = Vec::with_capacity(6);
-        let mut push = |name: String, text: Option<String>| {
-            if let Some(v) = text.and_then(|t| HeaderValue::from_str(&t).ok()) {
-                out.push((name, v));
-            }
-        };
-        // A token without the user claim (a machine's client-credentials token) is still
-        // somebody: its subject.
-        let user = text(&self.user_claim).unwrap_or_else(|| identity.subject.clone());
-        push(format!("{prefix}{USER}"), Some(user));
-        push(format!("{prefix}{EMAIL}"), text(&self.email_claim));
-        push(
-            format!("{prefix}{PREFERRED_USERNAME}"),
-            text(&self.preferred_username_claim),
-        );
-        push(format!("{prefix}{GROUPS}"), text(&self.groups_claim));
-        if self.pass_access_token {
-            push(
-                format!("{prefix}{ACCESS_TOKEN}"),
-                access_token.map(|t| t.expose().to_string()),
-            );
-        }
-        if with_extra {
-            for (header, claim) in &self.extra {
-                push(header.as_str().to_string(), text(claim));
-            }
-        }
-        out
+        let token = access_token
+            .filter(|_| self.pass_access_token)
+            .map(|t| t.expose().to_string());
+        [USER, EMAIL, PREFERRED_USERNAME, GROUPS, ACCESS_TOKEN]
+            .iter()
+            .zip(self.claim_texts(identity, false).into_iter().chain([token]))
+            .filter_map(|(role, text)| {
+                let value = HeaderValue::from_str(&text?).ok()?;
+                Some((format!("{AUTH_REQUEST_PREFIX}{role}"), value))
+            })
+            .collect()
     }
 
-    /// The `X-Forwarded-*` and extra headers of `identity` (without the access token), from
-    /// the identity's cache when it was computed under this mapping.
-    fn forwarded_headers(&self, identity: &Identity) -> ForwardedHeaders {
-        if let Some((generation, headers)) = identity.forwarded.get() {
+    /// The `X-Forwarded-*` and extra header values of `identity` (see [`ForwardedValues`]),
+    /// from the identity's cache when they were computed under this mapping.
+    fn forwarded_values(&self, identity: &Identity) -> ForwardedValues {
+        if let Some((generation, values)) = identity.forwarded.get() {
             if *generation == self.generation {
-                return headers.clone();
+                return values.clone();
             }
         }
-        let headers: ForwardedHeaders = self
-            .headers_for(identity, None, FORWARDED_PREFIX, true)
-            .into_iter()
-            .filter_map(|(name, value)| Some((HeaderName::try_from(name).ok()?, value)))
-            .collect();
+        let mut lines = Vec::new();
+        for text in self.claim_texts(identity, true) {
+            // Claims that cannot be a header value (control characters, a line break) are
+            // left out rather than split.
+            match text.filter(|t| HeaderValue::from_str(t).is_ok()) {
+                Some(t) => lines.extend_from_slice(t.as_bytes()),
+                None => lines.push(0),
+            }
+            lines.push(b'\n');
+        }
+        // Copied into a buffer of its own size (see `exact_box`).
+        let values = Bytes::copy_from_slice(&lines);
         // Only the first mapping an identity meets is cached; after a reload, identities
-        // created before it compute their headers per request until they end.
-        let _ = identity.forwarded.set((self.generation, headers.clone()));
-        headers
+        // created before it compute their values per request until they end.
+        let _ = identity.forwarded.set((self.generation, values.clone()));
+        values
     }
 
-    /// The user as the upstream sees it (`X-Forwarded-User`), from the cached headers.
+    /// The `X-Forwarded-*` and extra headers of `identity` that have a value, each value a
+    /// slice of its cached [`ForwardedValues`].
+    fn forwarded_headers(
+        &self,
+        identity: &Identity,
+    ) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+        let mut rest = self.forwarded_values(identity);
+        self.forwarded_names.iter().filter_map(move |name| {
+            let end = rest.iter().position(|b| *b == b'\n')?;
+            let line = rest.split_to(end + 1);
+            let value = HeaderValue::from_maybe_shared(line.slice(..end)).ok()?;
+            Some((name, value))
+        })
+    }
+
+    /// The user as the upstream sees it (`X-Forwarded-User`), from the cached values.
     pub fn user_of(&self, identity: &Identity) -> String {
         self.forwarded_headers(identity)
-            .first()
-            .and_then(|(_, v)| v.to_str().ok())
-            .map_or_else(|| identity.subject.clone(), str::to_string)
+            .next()
+            .filter(|(name, _)| *name == self.forwarded_names[0])
+            .and_then(|(_, v)| v.to_str().ok().map(str::to_string))
+            .unwrap_or_else(|| identity.subject.to_string())
     }
 
     /// Set the identity headers on a request bound upstream (after [`Self::strip`]).
@@ -234,8 +299,8 @@ impl HeaderMapping {
         access_token: Option<&Secret>,
     ) -> pingora::Result<()> {
         // Appended, not inserted: `strip` already removed every managed name.
-        for (name, value) in self.forwarded_headers(identity).iter() {
-            req.append_header(name.clone(), value.clone())?;
+        for (name, value) in self.forwarded_headers(identity) {
+            req.append_header(name.clone(), value)?;
         }
         if let Some(token) = access_token {
             if self.pass_access_token {
@@ -295,7 +360,7 @@ mod tests {
 
     fn alice() -> Identity {
         let claims = json!({"sub":"alice","email":"a@example.test","groups":["admins","users"],"name":"Alice\r\nX-Evil: 1"});
-        Identity::new("alice".into(), claims.as_object().unwrap())
+        Identity::new("alice", claims.as_object().unwrap())
     }
 
     #[test]

@@ -7,13 +7,14 @@
 use std::fmt;
 use subtle::ConstantTimeEq;
 
-/// A string that prints as `[redacted]`.
+/// A string that prints as `[redacted]`. Boxed rather than a `String`: sessions hold several,
+/// and never grow them.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+    pub fn new(value: impl AsRef<str>) -> Self {
+        Self(exact_box(value.as_ref()))
     }
 
     /// The secret value itself. Callers must not log it.
@@ -25,6 +26,13 @@ impl Secret {
     pub fn ct_eq(&self, other: &str) -> bool {
         ct_eq(self.0.as_bytes(), other.as_bytes())
     }
+}
+
+/// A copy of `text` in an allocation of its own size. `String::into_boxed_str` may keep the
+/// string's spare capacity (mimalloc does not move a block that shrinks by less than half), and
+/// a million sessions hold several strings each.
+pub fn exact_box(text: &str) -> Box<str> {
+    Box::from(text)
 }
 
 /// Constant-time comparison of two byte strings (the length is not secret).

@@ -195,6 +195,9 @@ async fn logout_api() {
         (json!({"token": "a", "surprise": true}).to_string(), 400),
         (json!({"access_token": "unknown-token"}).to_string(), 401),
         (json!({"refresh_token": "unknown-refresh"}).to_string(), 401),
+        // The session's own refresh token alone names nothing: the gateway never hands it out,
+        // and sessions are indexed by access token only.
+        (json!({"refresh_token": refresh}).to_string(), 401),
         ("x".repeat(100_000), 413),
     ] {
         let (got, v) = api(body.clone(), "application/json").await;
@@ -709,7 +712,7 @@ retries = 3
     assert_eq!(calls.len(), 2, "once per ended session: {calls:?}");
     assert_eq!(calls[0]["user"], "erin");
     assert_eq!(calls[0]["reason"], "logout");
-    assert_eq!(calls[0]["session_id_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(calls[0]["session_id_hash"].as_str().unwrap().len(), 32);
     assert!(calls[0]["sid"].is_string());
     assert_eq!(calls[1]["user"], "frank");
     assert_eq!(calls[1]["reason"], "expired");

@@ -117,7 +117,7 @@ mod tests {
 
     fn verified(expires_at: Option<u64>) -> Arc<VerifiedToken> {
         Arc::new(VerifiedToken {
-            identity: Arc::new(Identity::new("s".into(), &Default::default())),
+            identity: Arc::new(Identity::new("s", &Default::default())),
             expires_at,
             scopes: Vec::new(),
         })

@@ -119,7 +119,7 @@ fn verified_from(
     }
     let scopes = super::scopes_of(&answer);
     Ok(VerifiedToken {
-        identity: Arc::new(Identity::new(subject, &answer)),
+        identity: Arc::new(Identity::new(&subject, &answer)),
         expires_at,
         scopes,
     })
@@ -136,12 +136,12 @@ mod tests {
             json!({"active": true, "sub": "u1", "scope": "a b", "exp": unix_now() + 10_000});
         let v =
             verified_from(answer.as_object().unwrap().clone(), Duration::from_secs(60)).unwrap();
-        assert_eq!(v.identity.subject, "u1");
+        assert_eq!(&*v.identity.subject, "u1");
         assert_eq!(v.scopes, ["a", "b"]);
         assert!(v.expires_at.unwrap() <= unix_now() + 60);
         let cc = json!({"active": true, "client_id": "svc"});
         assert_eq!(
-            verified_from(cc.as_object().unwrap().clone(), Duration::from_secs(60))
+            &*verified_from(cc.as_object().unwrap().clone(), Duration::from_secs(60))
                 .unwrap()
                 .identity
                 .subject,

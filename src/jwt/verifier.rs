@@ -194,7 +194,7 @@ impl TrustedIssuer {
             .ok_or(BearerError::MissingSubject)?
             .to_string();
         Ok(VerifiedToken {
-            identity: Arc::new(Identity::new(subject, claims)),
+            identity: Arc::new(Identity::new(&subject, claims)),
             expires_at: claims.get("exp").and_then(Value::as_u64),
             scopes: super::scopes_of(claims),
         })

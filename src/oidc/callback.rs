@@ -50,7 +50,7 @@ impl CallbackParams {
         let mut p = CallbackParams::default();
         for (k, v) in form_urlencoded::parse(input) {
             let slot_taken = match k.as_ref() {
-                "code" => p.code.replace(Secret::new(v.into_owned())).is_some(),
+                "code" => p.code.replace(Secret::new(&v)).is_some(),
                 "state" => p.state.replace(v.into_owned()).is_some(),
                 "error" => p.error.replace(v.into_owned()).is_some(),
                 "error_description" => p.error_description.replace(v.into_owned()).is_some(),
@@ -361,10 +361,6 @@ fn build_session(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| GatewayError::IdTokenRejected("no subject".into()))?
         .to_string();
-    let sid = claims
-        .get("sid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let now = unix_now();
     let id_token = tokens
         .extra_fields()
@@ -373,17 +369,14 @@ fn build_session(
         .map(|t| Secret::new(t.to_string()));
     Ok(Session {
         key: id.key(),
-        identity: Arc::new(Identity::new(subject, &session_claims(claims))),
+        identity: Arc::new(Identity::new(&subject, &session_claims(claims))),
         tokens: SessionTokens {
             access_token: Secret::new(tokens.access_token().secret().as_str()),
-            access_token_expires_at: tokens.expires_in().map(|d| now + d.as_secs()),
             refresh_token: tokens
                 .refresh_token()
                 .map(|t| Secret::new(t.secret().as_str())),
             id_token,
         },
-        sid,
-        created_at: now,
         expires_at: now + config.session.lifetime.as_secs(),
     })
 }

@@ -194,18 +194,16 @@ pub async fn api(gw: &Gateway, config: &Config, body: &[u8]) -> Result<Reply, Ga
     if access.is_none() && refresh.is_none() {
         return Err(GatewayError::BadRequest("no token to log out"));
     }
-    let mut session = None;
-    for token in access.iter().chain(refresh.iter()) {
-        if let Some(s) = gw
+    // Sessions are found by their access token only: the gateway never hands out a session's
+    // refresh token, so a refresh token alone names no session a client could hold.
+    let session = match &access {
+        Some(token) => gw
             .store
             .find_by_token(&hash_token(token))
             .await
-            .map_err(|_| GatewayError::StoreUnavailable)?
-        {
-            session = Some(s);
-            break;
-        }
-    }
+            .map_err(|_| GatewayError::StoreUnavailable)?,
+        None => None,
+    };
     let target = post_logout_target(&config.logout, None);
     let redirect = match session {
         Some(s) => {

@@ -78,8 +78,8 @@ impl SessionEndListener for SessionEvents {
         );
         let Some(queue) = &self.queue else { return };
         let event = LoggedOut {
-            user: session.identity.subject.clone(),
-            sid: session.sid.clone(),
+            user: session.identity.subject.to_string(),
+            sid: session.identity.sid.as_deref().map(str::to_string),
             session_id_hash: session.key.0.iter().map(|b| format!("{b:02x}")).collect(),
             reason: reason.as_str(),
         };

@@ -14,12 +14,12 @@ use super::{
     StoreError, TokenHash,
 };
 use async_trait::async_trait;
+use hashbrown::HashTable;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use moka::Expiry;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Pending logins kept at most, whatever the load.
@@ -69,47 +69,94 @@ impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
     }
 }
 
-/// Sessions by provider session id, subject and token hash, for logout. Kept in step with the
-/// cache by the eviction listener, whatever removed an entry.
-#[derive(Default)]
+/// A name a session can be found by, for logout.
+#[derive(Hash)]
+enum IndexName<'a> {
+    /// The provider's session id (`sid`): back-channel and front-channel logout.
+    Sid(&'a str),
+    /// The subject: back-channel logout without `sid`, the admin listener.
+    Subject(&'a str),
+    /// The hash of the access token: the logout API.
+    Token(TokenHash),
+}
+
+impl<'a> IndexName<'a> {
+    /// Every name `session` can be found by.
+    fn of(session: &'a Session) -> impl Iterator<Item = IndexName<'a>> {
+        let sid = session.identity.sid.as_deref().map(IndexName::Sid);
+        let subject = IndexName::Subject(&session.identity.subject);
+        let token = IndexName::Token(session.access_token_hash());
+        sid.into_iter().chain([subject, token])
+    }
+
+    fn names(&self, session: &Session) -> bool {
+        match self {
+            IndexName::Sid(sid) => session.identity.sid.as_deref() == Some(*sid),
+            IndexName::Subject(sub) => &*session.identity.subject == *sub,
+            IndexName::Token(hash) => session.access_token_hash() == *hash,
+        }
+    }
+}
+
+/// One (name, session) pair of the index: 16 bytes.
+struct IndexEntry {
+    /// The keyed hash of the [`IndexName`].
+    hash: u64,
+    session: Weak<Session>,
+}
+
+/// Sessions by provider session id, subject and token hash, for logout.
+///
+/// One table holds every (name, session) pair as a hash and a weak reference, several entries
+/// per name when a user has several sessions: 3 entries of 16 bytes per session, where maps
+/// of strings to key lists cost some 500 (a million sessions must fit in memory,
+/// BENCHMARKS.md). Hashes are keyed per process, and may collide: a lookup checks each candidate
+/// session's names. Kept in step with the cache by the eviction listener, whatever removed an
+/// entry.
 struct SessionIndex {
-    by_sid: HashMap<String, Vec<SessionKey>>,
-    by_subject: HashMap<String, Vec<SessionKey>>,
-    by_token: HashMap<TokenHash, SessionKey>,
+    entries: HashTable<IndexEntry>,
+    hasher: RandomState,
 }
 
 impl SessionIndex {
-    fn add(&mut self, s: &Session) {
-        if let Some(sid) = &s.sid {
-            self.by_sid.entry(sid.clone()).or_default().push(s.key);
-        }
-        self.by_subject
-            .entry(s.identity.subject.clone())
-            .or_default()
-            .push(s.key);
-        for hash in s.token_hashes() {
-            self.by_token.insert(hash, s.key);
+    fn new() -> Self {
+        Self {
+            entries: HashTable::new(),
+            hasher: RandomState::new(),
         }
     }
 
-    fn remove(&mut self, s: &Session) {
-        fn unlink(map: &mut HashMap<String, Vec<SessionKey>>, name: &str, key: SessionKey) {
-            if let Some(keys) = map.get_mut(name) {
-                keys.retain(|k| *k != key);
-                if keys.is_empty() {
-                    map.remove(name);
-                }
+    fn add(&mut self, session: &Arc<Session>) {
+        for name in IndexName::of(session) {
+            let hash = self.hasher.hash_one(name);
+            let entry = IndexEntry {
+                hash,
+                session: Arc::downgrade(session),
+            };
+            self.entries.insert_unique(hash, entry, |e| e.hash);
+        }
+    }
+
+    fn remove(&mut self, session: &Arc<Session>) {
+        for name in IndexName::of(session) {
+            let hash = self.hasher.hash_one(name);
+            let this = |e: &IndexEntry| std::ptr::eq(e.session.as_ptr(), Arc::as_ptr(session));
+            if let Ok(entry) = self.entries.find_entry(hash, this) {
+                entry.remove();
             }
         }
-        if let Some(sid) = &s.sid {
-            unlink(&mut self.by_sid, sid, s.key);
-        }
-        unlink(&mut self.by_subject, &s.identity.subject, s.key);
-        for hash in s.token_hashes() {
-            if self.by_token.get(&hash) == Some(&s.key) {
-                self.by_token.remove(&hash);
-            }
-        }
+    }
+
+    /// The keys of the sessions `name` names.
+    fn find(&self, name: IndexName<'_>) -> Vec<SessionKey> {
+        let hash = self.hasher.hash_one(&name);
+        self.entries
+            .iter_hash(hash)
+            .filter(|e| e.hash == hash)
+            .filter_map(|e| e.session.upgrade())
+            .filter(|s| name.names(s))
+            .map(|s| s.key)
+            .collect()
     }
 }
 
@@ -128,7 +175,7 @@ impl MemoryStore {
         login_timeout: Duration,
         listener: Arc<dyn SessionEndListener>,
     ) -> Self {
-        let index = Arc::new(Mutex::new(SessionIndex::default()));
+        let index = Arc::new(Mutex::new(SessionIndex::new()));
         let on_removal = {
             let index = index.clone();
             let listener = listener.clone();
@@ -196,11 +243,7 @@ impl SessionStore for MemoryStore {
         sid: &str,
         reason: EndReason,
     ) -> Result<Vec<Arc<Session>>, StoreError> {
-        let keys = lock(&self.index)
-            .by_sid
-            .get(sid)
-            .cloned()
-            .unwrap_or_default();
+        let keys = lock(&self.index).find(IndexName::Sid(sid));
         Ok(self.remove_keys(keys, reason))
     }
 
@@ -209,17 +252,13 @@ impl SessionStore for MemoryStore {
         sub: &str,
         reason: EndReason,
     ) -> Result<Vec<Arc<Session>>, StoreError> {
-        let keys = lock(&self.index)
-            .by_subject
-            .get(sub)
-            .cloned()
-            .unwrap_or_default();
+        let keys = lock(&self.index).find(IndexName::Subject(sub));
         Ok(self.remove_keys(keys, reason))
     }
 
     async fn find_by_token(&self, token: &TokenHash) -> Result<Option<Arc<Session>>, StoreError> {
-        let key = lock(&self.index).by_token.get(token).copied();
-        Ok(key.and_then(|k| self.sessions.get(&k)))
+        let keys = lock(&self.index).find(IndexName::Token(*token));
+        Ok(keys.first().and_then(|k| self.sessions.get(k)))
     }
 
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
@@ -246,7 +285,7 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
     use crate::secret::Secret;
-    use crate::session::{SessionId, SessionTokens};
+    use crate::session::{hash_token, SessionId, SessionTokens};
     use std::sync::Mutex as StdMutex;
 
     /// Records every reported end.
@@ -258,7 +297,7 @@ mod tests {
             self.0
                 .lock()
                 .unwrap()
-                .push((session.identity.subject.clone(), reason));
+                .push((session.identity.subject.to_string(), reason));
         }
     }
 
@@ -276,20 +315,18 @@ mod tests {
 
     fn session_of(subject: &str, sid: Option<&str>, lifetime_secs: u64) -> Arc<Session> {
         let now = unix_now();
+        let claims = serde_json::json!({ "sid": sid });
         Arc::new(Session {
             key: SessionId::generate().key(),
-            identity: Arc::new(Identity::new(subject.into(), &Default::default())),
+            identity: Arc::new(Identity::new(subject, claims.as_object().unwrap())),
             tokens: SessionTokens {
                 access_token: Secret::new(format!("at-{}", crate::session::random_token())),
-                access_token_expires_at: None,
                 refresh_token: Some(Secret::new(format!(
                     "rt-{}",
                     crate::session::random_token()
                 ))),
                 id_token: Some(Secret::new("id")),
             },
-            sid: sid.map(str::to_string),
-            created_at: now,
             expires_at: now + lifetime_secs,
         })
     }
@@ -315,7 +352,10 @@ mod tests {
             *ended.0.lock().unwrap(),
             [("alice".to_string(), EndReason::Expired)]
         );
-        let by_token = store.find_by_token(&idle.token_hashes()[0]).await.unwrap();
+        let by_token = store
+            .find_by_token(&idle.access_token_hash())
+            .await
+            .unwrap();
         assert!(by_token.is_none(), "the index forgets expired sessions");
 
         let (store, _) = new_store(Duration::from_secs(3600));
@@ -350,11 +390,13 @@ mod tests {
             store.insert(s.clone()).await.unwrap();
         }
         let found = store
-            .find_by_token(&a2.token_hashes()[1])
+            .find_by_token(&a2.access_token_hash())
             .await
             .unwrap()
             .unwrap();
-        assert!(found.key == a2.key, "found by refresh token");
+        assert!(found.key == a2.key, "found by access token");
+        let refresh = hash_token(a2.tokens.refresh_token.as_ref().unwrap().expose());
+        assert!(store.find_by_token(&refresh).await.unwrap().is_none());
         let gone = store
             .remove_by_sid("sid-1", EndReason::Backchannel)
             .await

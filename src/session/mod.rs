@@ -3,7 +3,8 @@
 //! - [`SessionId`]: 256 random bits, the only thing the session cookie carries (no tokens in
 //!   cookies, so they stay small: oauth2-proxy #644). The store is keyed by its SHA-256
 //!   ([`SessionKey`]), so a dump of the store holds no usable cookie.
-//! - [`Session`]: identity, tokens, `sid`, and the absolute expiry; idle expiry is the store's.
+//! - [`Session`]: identity (with the provider's `sid`), tokens, and the absolute expiry; idle
+//!   expiry is the store's.
 //! - [`SessionStore`]: the storage contract (moka now, Redis for several replicas later), which
 //!   also holds pending logins so a callback can land on any replica that shares the store.
 //! - [`cookie`]: reading and writing the gateway's cookies.
@@ -64,7 +65,10 @@ impl SessionId {
     }
 
     pub fn key(&self) -> SessionKey {
-        SessionKey(Sha256::digest(self.0).into())
+        let digest = Sha256::digest(self.0);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        SessionKey(key)
     }
 }
 
@@ -74,9 +78,12 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// SHA-256 of a [`SessionId`]: the store key. Safe to log in short form ([`SessionKey::short`]).
+/// The first 128 bits of the SHA-256 of a [`SessionId`]: the store key. Finding an id for a
+/// known key still takes 2^128 work, and two of a million random ids share a key with odds of
+/// 2^-89; half the hash keeps 32 bytes per session out of memory (each key is stored twice).
+/// Safe to log in short form ([`SessionKey::short`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionKey(pub [u8; 32]);
+pub struct SessionKey(pub [u8; 16]);
 
 impl SessionKey {
     /// The first 8 bytes in hex: enough to correlate log lines, useless as a credential.
@@ -95,8 +102,6 @@ impl fmt::Debug for SessionKey {
 #[derive(Debug, Clone)]
 pub struct SessionTokens {
     pub access_token: Secret,
-    /// Unix seconds, when the provider said (`expires_in`).
-    pub access_token_expires_at: Option<u64>,
     pub refresh_token: Option<Secret>,
     /// Sent as `id_token_hint` at logout; not kept with `session.keep_id_token = false`.
     pub id_token: Option<Secret>,
@@ -108,10 +113,6 @@ pub struct Session {
     pub key: SessionKey,
     pub identity: Arc<Identity>,
     pub tokens: SessionTokens,
-    /// The provider's session id (`sid` claim), for back-channel logout.
-    pub sid: Option<String>,
-    /// Unix seconds.
-    pub created_at: u64,
     /// Unix seconds: the absolute end, whatever the activity.
     pub expires_at: u64,
 }
@@ -121,13 +122,10 @@ impl Session {
         now >= self.expires_at
     }
 
-    /// Hashes of the access and refresh tokens (how the logout API finds the session).
-    pub fn token_hashes(&self) -> Vec<TokenHash> {
-        let mut out = vec![hash_token(self.tokens.access_token.expose())];
-        if let Some(r) = &self.tokens.refresh_token {
-            out.push(hash_token(r.expose()));
-        }
-        out
+    /// The hash of the access token: how the logout API finds the session. (Not the refresh
+    /// token: the gateway never hands it out, so no client can present it.)
+    pub fn access_token_hash(&self) -> TokenHash {
+        hash_token(self.tokens.access_token.expose())
     }
 }
 
@@ -240,7 +238,7 @@ pub trait SessionStore: Send + Sync {
         sub: &str,
         reason: EndReason,
     ) -> Result<Vec<Arc<Session>>, StoreError>;
-    /// The session holding the access or refresh token with this hash.
+    /// The session holding the access token with this hash.
     async fn find_by_token(&self, token: &TokenHash) -> Result<Option<Arc<Session>>, StoreError>;
     /// Let the store notice expired sessions (so their end is reported without waiting for
     /// traffic). Called periodically.
