@@ -48,6 +48,22 @@ def main():
         print(f"| {c}. {NAMES[c]} | {m['rps']:,.0f} | {m['p50']:.3f} | {m['p99']:.3f} |"
               f" {m['p999']:.3f} | {errors} | {m['cpu_us']:.1f} | {m['rss_mb']:.0f} |"
               f" {r2} | {c2} | {dp99} | {r1} | {c1} |")
+    # The machine's speed drifts between rounds (a shared VM); cases of one round run back to
+    # back, so their ratios within the round are steadier than ratios of medians.
+    print("\nWithin each round, against case 2 (median over rounds, then the range):\n")
+    print("| case | req/s vs 2 | CPU vs 2 | p99 − case 2 |")
+    print("|---|---:|---:|---:|")
+    for c in sorted(runs):
+        if c in (1, 2):
+            continue
+        pairs = list(zip(runs[c], runs[2]))
+        spread = lambda f, fmt: (
+            f"{fmt(statistics.median(f(a, b) for a, b in pairs))}"
+            f" [{fmt(min(f(a, b) for a, b in pairs))} to {fmt(max(f(a, b) for a, b in pairs))}]")
+        ratio = lambda v: f"{v:.2f}×"
+        print(f"| {c}. {NAMES[c]} | {spread(lambda a, b: a['rps'] / b['rps'], ratio)} |"
+              f" {spread(lambda a, b: a['cpu_us'] / b['cpu_us'], ratio)} |"
+              f" {spread(lambda a, b: a['p99'] - b['p99'], lambda v: f'{v:+.3f} ms')} |")
     print()
     print("Case 5 token cache (authgate B):", " ".join(l.strip() for l in open(cache_file)))
     print("Peak RSS (authgate A, B):", ", ".join(l.split(":")[1].strip() for l in open(rss_file)))
