@@ -11,7 +11,8 @@
 //!
 //! Run: `cargo bench --bench sessions` (results in BENCHMARKS.md).
 
-use authgate::identity::{HeaderMapping, Identity};
+use authgate::config::Config;
+use authgate::identity::Identity;
 use authgate::secret::Secret;
 use authgate::session::memory::MemoryStore;
 use authgate::session::{
@@ -68,6 +69,17 @@ fn session(i: u64) -> Arc<Session> {
     })
 }
 
+/// The settings a configuration cannot do without; every `[headers]` setting at its default.
+const MINIMAL_CONFIG: &str = r#"
+    [upstream]
+    url = "http://127.0.0.1:3000"
+    [oidc]
+    issuer = "https://id.example.test"
+    client_id = "bench"
+    client_secret = "bench-secret"
+    redirect_url = "https://app.example.test/oauth2/callback"
+"#;
+
 fn keep_id_token() -> bool {
     std::env::var("KEEP_ID_TOKEN").map_or(true, |v| v != "false")
 }
@@ -81,16 +93,10 @@ fn main() {
         Duration::from_secs(600),
         Arc::new(Quiet),
     );
-    // The default `[headers]` mapping.
-    let headers = HeaderMapping::new(
-        "sub".into(),
-        "email".into(),
-        "preferred_username".into(),
-        "groups".into(),
-        false,
-        false,
-        Vec::new(),
-    );
+    // The default `[headers]` mapping, as the configuration builds it.
+    let headers = Config::from_toml(MINIMAL_CONFIG)
+        .expect("a valid configuration")
+        .headers;
     let mut keys: Vec<SessionKey> = Vec::with_capacity(1_000_000);
     let base = rss_kb();
     println!("| sessions | RSS growth | bytes/session | lookup median | lookup p99 |");
