@@ -7,6 +7,7 @@
 
 use crate::metrics::{Outcome, HOT, METRICS};
 use crate::proxy::RequestCtx;
+use http::HeaderName;
 use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use std::sync::LazyLock;
 /// A client's request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._-]`;
 /// otherwise (or without one) the gateway makes one: a random per-process prefix and a counter,
 /// unique without a random draw per request (ids correlate log lines; they guard nothing).
-pub fn request_id(req: &RequestHeader, header: &str) -> String {
+pub fn request_id(req: &RequestHeader, header: &HeaderName) -> String {
     req.headers
         .get(header)
         .and_then(|v| v.to_str().ok())
@@ -96,11 +97,14 @@ mod tests {
         assert_eq!(hex_id(0xabc << 56 | 0x12), "00000abc00000000000012");
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("X-Request-Id", "abc-123.x_y").unwrap();
-        assert_eq!(request_id(&req, "X-Request-Id"), "abc-123.x_y");
+        assert_eq!(
+            request_id(&req, &HeaderName::from_static("x-request-id")),
+            "abc-123.x_y"
+        );
         for bad in ["", "a b", "<script>", &"x".repeat(129)] {
             let mut req = RequestHeader::build("GET", b"/", None).unwrap();
             let _ = req.insert_header("X-Request-Id", bad);
-            let id = request_id(&req, "X-Request-Id");
+            let id = request_id(&req, &HeaderName::from_static("x-request-id"));
             assert_eq!(id.len(), 22, "{bad:?}");
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         }

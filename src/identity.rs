@@ -5,9 +5,10 @@
 //! `_` or `-` (oauth2-proxy GHSA-vjrc-mh2v-45x6) — on every route, public ones included. Only
 //! then are the headers of a verified identity added.
 
+use crate::header_name::WrittenHeader;
 use crate::secret::{exact_box, Secret};
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -126,13 +127,13 @@ pub struct HeaderMapping {
     pub pass_access_token: bool,
     pub pass_authorization_header: bool,
     /// Extra `(header, claim)` pairs, set on proxied requests as written.
-    pub extra: Vec<(HeaderName, String)>,
+    pub extra: Vec<(WrittenHeader, String)>,
     /// Every header name this gateway may set, lower-case with `-`: the strip list.
     managed: Vec<String>,
     /// The headers set on proxied requests from claims: `X-Forwarded-User`, `-Email`,
     /// `-Preferred-Username`, `-Groups`, then the extra headers. The slots of
     /// [`ForwardedValues`].
-    forwarded_names: Vec<HeaderName>,
+    forwarded_names: Vec<WrittenHeader>,
     /// Distinguishes this mapping from those of other configurations.
     generation: u64,
 }
@@ -145,7 +146,7 @@ impl HeaderMapping {
         groups_claim: String,
         pass_access_token: bool,
         pass_authorization_header: bool,
-        extra: Vec<(HeaderName, String)>,
+        extra: Vec<(WrittenHeader, String)>,
     ) -> Self {
         let mut managed = Vec::new();
         for prefix in [FORWARDED_PREFIX, AUTH_REQUEST_PREFIX] {
@@ -160,7 +161,7 @@ impl HeaderMapping {
         let forwarded_names = [USER, EMAIL, PREFERRED_USERNAME, GROUPS]
             .iter()
             .map(|role| {
-                HeaderName::try_from(format!("{FORWARDED_PREFIX}{role}"))
+                WrittenHeader::new(&format!("{FORWARDED_PREFIX}{role}"))
                     .expect("a valid header name")
             })
             .chain(extra.iter().map(|(h, _)| h.clone()))
@@ -272,7 +273,7 @@ impl HeaderMapping {
     fn forwarded_headers(
         &self,
         identity: &Identity,
-    ) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+    ) -> impl Iterator<Item = (&WrittenHeader, HeaderValue)> {
         let mut rest = self.forwarded_values(identity);
         self.forwarded_names.iter().filter_map(move |name| {
             let end = rest.iter().position(|b| *b == b'\n')?;
@@ -286,7 +287,7 @@ impl HeaderMapping {
     pub fn user_of(&self, identity: &Identity) -> String {
         self.forwarded_headers(identity)
             .next()
-            .filter(|(name, _)| *name == self.forwarded_names[0])
+            .filter(|(name, _)| name.name() == self.forwarded_names[0].name())
             .and_then(|(_, v)| v.to_str().ok().map(str::to_string))
             .unwrap_or_else(|| identity.subject.to_string())
     }
@@ -300,7 +301,7 @@ impl HeaderMapping {
     ) -> pingora::Result<()> {
         // Appended, not inserted: `strip` already removed every managed name.
         for (name, value) in self.forwarded_headers(identity) {
-            req.append_header(name.clone(), value)?;
+            req.append_header(name.spelling(), value)?;
         }
         if let Some(token) = access_token {
             if self.pass_access_token {
@@ -354,7 +355,7 @@ mod tests {
             "groups".into(),
             false,
             false,
-            vec![(HeaderName::from_static("x-user-name"), "name".into())],
+            vec![(WrittenHeader::new("X-User-Name").unwrap(), "name".into())],
         )
     }
 
@@ -396,5 +397,14 @@ mod tests {
         // The name claim carries CR LF: no header rather than a split header.
         assert!(req.headers.get("x-user-name").is_none());
         assert!(req.headers.get("x-forwarded-access-token").is_none());
+        // Sent spelled as configured (the constants, and extra headers as written).
+        let mut wire = Vec::new();
+        req.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.contains("X-Forwarded-User: alice\r\n"), "{wire}");
+        assert!(
+            wire.contains("X-Forwarded-Groups: admins,users\r\n"),
+            "{wire}"
+        );
     }
 }

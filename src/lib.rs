@@ -27,6 +27,7 @@
 //! - [`jwt`]: bearer tokens: keys and JWKS rotation, verification, verified-token cache,
 //!   introspection.
 //! - [`identity`]: the verified identity and the headers derived from it.
+//! - [`header_name`]: names of the headers written on every request, prepared once.
 //! - [`upstream`]: resolved upstream addresses and pingora peers.
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`access_log`]: the request id, request metrics and one access-log line per request.
@@ -46,6 +47,7 @@ pub mod endpoints;
 pub mod error;
 pub mod forward_auth;
 pub mod gateway;
+pub mod header_name;
 pub mod http_client;
 pub mod identity;
 pub mod jwt;

@@ -161,12 +161,14 @@ impl ProxyHttp for AuthProxy {
 
     /// `Ok(true)`: the gateway answered; `Ok(false)`: proxy to the upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        ctx.request_id =
-            access_log::request_id(session.req_header(), &ctx.config.server.request_id_header);
+        ctx.request_id = access_log::request_id(
+            session.req_header(),
+            ctx.config.server.request_id_header.name(),
+        );
         match self.admit(session, ctx).await {
             Admission::Proxy => Ok(false),
             Admission::Answer(reply) => {
-                let header = ctx.config.server.request_id_header.clone();
+                let header = ctx.config.server.request_id_header.as_str().to_string();
                 reply
                     .header_owned(header, ctx.request_id.clone())
                     .send(session)
@@ -205,7 +207,8 @@ impl ProxyHttp for AuthProxy {
             upstream_request,
             &[&cookies.session_name, &cookies.login_name],
         );
-        upstream_request.insert_header(config.server.request_id_header.clone(), &ctx.request_id)?;
+        upstream_request
+            .insert_header(config.server.request_id_header.spelling(), &ctx.request_id)?;
         if let Some(who) = &ctx.auth {
             config
                 .headers
@@ -221,8 +224,10 @@ impl ProxyHttp for AuthProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        upstream_response
-            .insert_header(ctx.config.server.request_id_header.clone(), &ctx.request_id)
+        upstream_response.insert_header(
+            ctx.config.server.request_id_header.spelling(),
+            &ctx.request_id,
+        )
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {

@@ -4,11 +4,17 @@
 #   benches/load/run.sh                     # 3 rounds x 6 cases x 8 s, 32 connections
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 benches/load/run.sh
 #   MODE=profile benches/load/run.sh        # instructions per request under callgrind instead
+#   MODE=perf benches/load/run.sh           # where the gateway's CPU time goes, under real load
 #
 # MODE=profile runs authgate (profiling build: release + symbols) under valgrind's callgrind,
 # sends REQUESTS requests of each authgate case over one keep-alive connection, and reports
 # instructions per request per case (repeatable whatever the machine's load, unlike seconds)
 # and the functions that cost the most, into target/bench-load/profile/.
+#
+# MODE=perf samples the gateway (profiling build) with `perf record -e cpu-clock` while wrk loads
+# each authgate case for DURATION seconds, and reports per case the share of time in the kernel,
+# in authgate's own code and in the rest (pingora, tokio, allocator), plus the top symbols, into
+# target/bench-load/perf/. Unlike callgrind it sees the kernel and the CPU's SHA extensions.
 #
 # Installs what is missing (wrk, nginx, cmake, the npm packages), builds authgate in release
 # mode, then starts on 127.0.0.1:
@@ -47,8 +53,13 @@ if ! command -v wrk >/dev/null; then
 fi
 MODE=${MODE:-load}
 REQUESTS=${REQUESTS:-2000}
+if [ "$MODE" = perf ]; then
+  command -v perf >/dev/null || { echo "MODE=perf needs perf (linux-tools)" >&2; exit 1; }
+fi
 if [ "$MODE" = profile ]; then
   command -v valgrind >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq valgrind >/dev/null; }
+  cargo build --profile profiling --locked --bin authgate
+elif [ "$MODE" = perf ]; then
   cargo build --profile profiling --locked --bin authgate
 else
   cargo build --release --locked --bin authgate
@@ -160,10 +171,12 @@ if [ "$MODE" = profile ]; then
     target/profiling/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
   READY_TRIES=600
 else
+  BIN=target/release/authgate
+  [ "$MODE" = perf ] && BIN=target/profiling/authgate
   gateway_conf "$P_GW" "$P_ADM" 100000 >"$WORK/gw.toml"
   gateway_conf "$P_GW5" "$P_ADM5" 1 >"$WORK/gw5.toml"
-  on_server target/release/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
-  on_server target/release/authgate -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
+  on_server "$BIN" -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
+  on_server "$BIN" -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
   READY_TRIES=100
 fi
 for p in "$P_ADM" $([ "$MODE" = profile ] || echo "$P_ADM5"); do
@@ -259,10 +272,28 @@ check() { local got; got=$(curl -s -o /dev/null -w '%{http_code}' "$@"); echo "$
   && [ "$(check -H 'Accept: text/html' "$(case_url 6)")" = 302 ] \
   || { echo "a case does not answer as expected" >&2; exit 1; }
 
+if [ "$MODE" = perf ]; then
+  # One sampled run per authgate case, after a warm-up; wrk as in the load runs.
+  mkdir -p "$OUT/perf"
+  for c in 2 3 4 5 6; do
+    run_case "$c" 0 2 >/dev/null
+    # The server's CPU, system-wide (attaching to a pid gives no samples in some VMs), then
+    # only the gateway worker threads' samples are reported.
+    perf record -q -a -C "$SERVER_CPU" -e cpu-clock -F 2999 -o "$OUT/perf/case$c.data" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+    run_case "$c" 1 "$DURATION" >>"$OUT/results.jsonl"
+    wait "$perf_pid" || true
+    report=(perf report -q -i "$OUT/perf/case$c.data" --stdio --comms "authgate proxy")
+    "${report[@]}" --sort dso 2>/dev/null >"$OUT/perf/case$c-dso.txt"
+    "${report[@]}" --sort dso,sym 2>/dev/null | head -60 >"$OUT/perf/case$c-top.txt"
+    echo "case $c: $(tr -s ' ' <"$OUT/perf/case$c-dso.txt" | head -4 | tr '\n' ';')"
+  done
+  exit 0
+fi
 echo "warm-up..."
 for c in 1 2 3 4 5 6; do run_case "$c" 0 2 >/dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
-  for c in 1 2 3 4 5 6; do
+  for c in ${CASES:-1 2 3 4 5 6}; do
     run_case "$c" "$r" "$DURATION" | tee -a "$OUT/results.jsonl"
   done
 done

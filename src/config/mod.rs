@@ -11,6 +11,7 @@
 
 pub mod file;
 
+use crate::header_name::WrittenHeader;
 use crate::identity::HeaderMapping;
 use crate::jwt::keys::{KeySet, VerifyKey};
 use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
@@ -20,7 +21,6 @@ use crate::session::events::Webhook;
 use crate::upstream::Upstream;
 use cookie::SameSite;
 pub use file::FileConfig;
-use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use std::fmt;
 use std::net::SocketAddr;
@@ -113,7 +113,8 @@ pub struct ServerSettings {
     pub grace_period: Duration,
     pub access_log: bool,
     pub access_log_hash_user: bool,
-    pub request_id_header: String,
+    /// The request id's header (default `X-Request-Id`), spelled as configured on the wire.
+    pub request_id_header: WrittenHeader,
     /// Addresses whose `X-Forwarded-Uri`, `X-Original-URI` and `X-Forwarded-Host` are believed
     /// (forward-auth behind nginx, Traefik, Envoy).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -346,9 +347,13 @@ impl TryFrom<FileConfig> for Config {
             grace_period: v.duration("server.grace_period", &f.server.grace_period),
             access_log: f.server.access_log,
             access_log_hash_user: f.server.access_log_hash_user,
-            request_id_header: match HeaderName::try_from(f.server.request_id_header.as_str()) {
-                Ok(_) => f.server.request_id_header,
-                Err(_) => v.bad("server.request_id_header", "not a header name"),
+            request_id_header: match WrittenHeader::new(&f.server.request_id_header) {
+                Ok(header) => header,
+                Err(_) => {
+                    v.bad::<()>("server.request_id_header", "not a header name");
+                    // Never used: the configuration is refused.
+                    WrittenHeader::new("X-Request-Id").expect("a valid header name")
+                }
             },
             trusted_proxies: f
                 .server
@@ -652,8 +657,8 @@ impl Validator {
     fn headers(&mut self, h: file::HeadersSection) -> HeaderMapping {
         let mut extra = Vec::new();
         for (name, claim) in h.extra {
-            match HeaderName::try_from(name.as_str()) {
-                Ok(n) => extra.push((n, claim)),
+            match WrittenHeader::new(&name) {
+                Ok(header) => extra.push((header, claim)),
                 Err(_) => self.bad::<()>(&format!("headers.extra.{name}"), "not a header name"),
             }
         }
