@@ -20,20 +20,23 @@ NAMES = {
 def main():
     path, tck, cache_file, rss_file, settings = sys.argv[1:6]
     tck = int(tck)
-    runs = {}
+    runs = {}  # case -> its runs, in order
+    rounds = {}  # round -> [(case, run)], in the order they ran
     for line in open(path):
         r = json.loads(line)
         secs = r["duration_us"] / 1e6
-        runs.setdefault(r["case"], []).append({
+        run = {
             "rps": r["requests"] / secs,
             "p50": r["p50_us"] / 1000, "p99": r["p99_us"] / 1000, "p999": r["p999_us"] / 1000,
             "errors": r["errors"],
             "cpu_us": r["cpu_ticks"] / tck * 1e6 / max(r["requests"], 1),
             "rss_mb": r["rss_kb"] / 1024,
-        })
+        }
+        runs.setdefault(r["case"], []).append(run)
+        rounds.setdefault(r["round"], []).append((r["case"], run))
     med = {c: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for c, rs in runs.items()}
-    rounds = len(next(iter(runs.values())))
-    print(f"Settings: {settings}; medians of {rounds} rounds.\n")
+    print(f"Settings: {settings}; medians of {len(rounds)} rounds"
+          f" (case 2 ran {len(runs[2]) // len(rounds)} times per round).\n")
     print("| case | req/s | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | RSS MB |"
           " req/s vs 2 | CPU vs 2 | p99 − case 2 | req/s vs 1 | CPU vs 1 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -48,22 +51,39 @@ def main():
         print(f"| {c}. {NAMES[c]} | {m['rps']:,.0f} | {m['p50']:.3f} | {m['p99']:.3f} |"
               f" {m['p999']:.3f} | {errors} | {m['cpu_us']:.1f} | {m['rss_mb']:.0f} |"
               f" {r2} | {c2} | {dp99} | {r1} | {c1} |")
-    # The machine's speed drifts between rounds (a shared VM); cases of one round run back to
-    # back, so their ratios within the round are steadier than ratios of medians.
-    print("\nWithin each round, against case 2 (median over rounds, then the range):\n")
+    # The machine's speed drifts (a shared VM: the same case moves by a quarter between runs a
+    # few seconds apart), so each run is compared with the case-2 runs next to it in time: the
+    # mean of the one just before and the one just after (the run order brackets cases 3 and 4).
+    print("\nEach run against the case-2 runs next to it in time (median over rounds, then the"
+          " range):\n")
     print("| case | req/s vs 2 | CPU vs 2 | p99 − case 2 |")
     print("|---|---:|---:|---:|")
-    for c in sorted(runs):
-        if c in (1, 2):
+    paired = {}
+    for order in rounds.values():
+        for i, (c, run) in enumerate(order):
+            if c == 2:
+                continue
+            before = [r for cc, r in order[:i] if cc == 2][-1:]
+            after = [r for cc, r in order[i + 1:] if cc == 2][:1]
+            near = before + after
+            if not near:
+                continue
+            base = {k: statistics.mean(r[k] for r in near) for k in ("rps", "cpu_us", "p99")}
+            paired.setdefault(c, []).append((
+                run["rps"] / base["rps"], run["cpu_us"] / base["cpu_us"], run["p99"] - base["p99"]))
+    for c in sorted(paired):
+        if c == 1:
             continue
-        pairs = list(zip(runs[c], runs[2]))
-        spread = lambda f, fmt: (
-            f"{fmt(statistics.median(f(a, b) for a, b in pairs))}"
-            f" [{fmt(min(f(a, b) for a, b in pairs))} to {fmt(max(f(a, b) for a, b in pairs))}]")
+        col = lambda k, fmt: (
+            f"{fmt(statistics.median(x[k] for x in paired[c]))}"
+            f" [{fmt(min(x[k] for x in paired[c]))} to {fmt(max(x[k] for x in paired[c]))}]")
         ratio = lambda v: f"{v:.2f}×"
-        print(f"| {c}. {NAMES[c]} | {spread(lambda a, b: a['rps'] / b['rps'], ratio)} |"
-              f" {spread(lambda a, b: a['cpu_us'] / b['cpu_us'], ratio)} |"
-              f" {spread(lambda a, b: a['p99'] - b['p99'], lambda v: f'{v:+.3f} ms')} |")
+        print(f"| {c}. {NAMES[c]} | {col(0, ratio)} | {col(1, ratio)} |"
+              f" {col(2, lambda v: f'{v:+.3f} ms')} |")
+    if 1 in paired:
+        vs_nginx = statistics.median(1 / x[1] for x in paired[1])
+        print(f"\nCase 2's CPU per request against nginx's (case 1) next to it: {vs_nginx:.2f}×"
+              " (median).")
     print()
     print("Case 5 token cache (authgate B):", " ".join(l.strip() for l in open(cache_file)))
     print("Peak RSS (authgate A, B):", ", ".join(l.split(":")[1].strip() for l in open(rss_file)))
