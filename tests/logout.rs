@@ -68,6 +68,18 @@ async fn confirm_provider_logout(b: &mut Browser, page: Resp) -> Resp {
     b.post_form(action.as_str(), &fields).await
 }
 
+/// The user ends their session at the provider itself (its end-session page, confirmed); the
+/// provider then calls the gateway's back-channel logout before answering.
+async fn end_provider_session(b: &mut Browser, env: &Env, client_id: &str) -> Resp {
+    let page = b
+        .get(&format!(
+            "{}/session/end?client_id={client_id}",
+            env.op.issuer()
+        ))
+        .await;
+    confirm_provider_logout(b, page).await
+}
+
 /// Logged in → /oauth2/logout → provider's end-session page → back at the post-logout URI; the
 /// old cookie no longer works and the provider reports the refresh token revoked.
 #[tokio::test]
@@ -259,13 +271,7 @@ async fn backchannel_logout_by_sid() {
     );
 
     // Alice ends her provider session in browser A, at the provider itself.
-    let page = a
-        .get(&format!(
-            "{}/session/end?client_id={BASIC_CLIENT}",
-            env.op.issuer()
-        ))
-        .await;
-    confirm_provider_logout(&mut a, page).await;
+    end_provider_session(&mut a, &env, BASIC_CLIENT).await;
     // The provider called the gateway before answering the confirmation: the old cookie now
     // gets a login redirect.
     let r = a.get(&env.gw.url("/app")).await;
@@ -290,13 +296,7 @@ async fn backchannel_logout_after_key_rotation() {
     let mut a = Browser::new();
     login(&mut a, &env, "/app", "alice").await;
     rotate_provider_keys(&env).await;
-    let page = a
-        .get(&format!(
-            "{}/session/end?client_id={BASIC_CLIENT}",
-            env.op.issuer()
-        ))
-        .await;
-    confirm_provider_logout(&mut a, page).await;
+    end_provider_session(&mut a, &env, BASIC_CLIENT).await;
     assert!(!logged_in(&mut a, &env).await, "{}", env.gw.logs());
     assert!(env.gw.logs().contains("provider metadata and keys loaded"));
 }
@@ -312,13 +312,7 @@ async fn backchannel_logout_sub_only_ends_every_session_of_the_user() {
     login(&mut a, &env, "/app", "alice").await;
     login(&mut b, &env, "/app", "alice").await;
     login(&mut carol, &env, "/app", "carol").await;
-    let page = a
-        .get(&format!(
-            "{}/session/end?client_id={SUB_ONLY_CLIENT}",
-            env.op.issuer()
-        ))
-        .await;
-    confirm_provider_logout(&mut a, page).await;
+    end_provider_session(&mut a, &env, SUB_ONLY_CLIENT).await;
     let mut ended = false;
     for _ in 0..50 {
         if !logged_in(&mut a, &env).await && !logged_in(&mut b, &env).await {
