@@ -134,6 +134,8 @@ pub struct HeaderMapping {
     /// `-Preferred-Username`, `-Groups`, then the extra headers. The slots of
     /// [`ForwardedValues`].
     forwarded_names: Vec<WrittenHeader>,
+    /// `X-Forwarded-Access-Token`, set with `pass_access_token`.
+    access_token_name: WrittenHeader,
     /// Distinguishes this mapping from those of other configurations.
     generation: u64,
 }
@@ -158,12 +160,12 @@ impl HeaderMapping {
         if pass_authorization_header {
             managed.push("authorization".into());
         }
+        let forwarded = |role: &str| {
+            WrittenHeader::new(&format!("{FORWARDED_PREFIX}{role}")).expect("a valid header name")
+        };
         let forwarded_names = [USER, EMAIL, PREFERRED_USERNAME, GROUPS]
-            .iter()
-            .map(|role| {
-                WrittenHeader::new(&format!("{FORWARDED_PREFIX}{role}"))
-                    .expect("a valid header name")
-            })
+            .into_iter()
+            .map(forwarded)
             .chain(extra.iter().map(|(h, _)| h.clone()))
             .collect();
         Self {
@@ -176,6 +178,7 @@ impl HeaderMapping {
             extra,
             managed,
             forwarded_names,
+            access_token_name: forwarded(ACCESS_TOKEN),
             generation: MAPPING_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -306,7 +309,7 @@ impl HeaderMapping {
         if let Some(token) = access_token {
             if self.pass_access_token {
                 if let Ok(v) = HeaderValue::from_str(token.expose()) {
-                    req.insert_header(format!("{FORWARDED_PREFIX}{ACCESS_TOKEN}"), v)?;
+                    req.insert_header(self.access_token_name.spelling(), v)?;
                 }
             }
             if self.pass_authorization_header {
