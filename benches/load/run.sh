@@ -60,8 +60,8 @@ if [ "$MODE" = perf ]; then
 fi
 if [ "$MODE" = profile ]; then
   command -v valgrind >/dev/null || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"; $SUDO apt-get install -y -qq valgrind >/dev/null; }
-  cargo build --profile profiling --locked --bin authgate
-elif [ "$MODE" = perf ]; then
+fi
+if [ "$MODE" = profile ] || [ "$MODE" = perf ]; then
   cargo build --profile profiling --locked --bin authgate
 else
   cargo build --release --locked --bin authgate
