@@ -1,13 +1,13 @@
 //! Sessions at scale: memory per session and lookup time as the moka store grows.
 //!
 //! Fills a `MemoryStore` with realistic sessions (opaque access and refresh tokens, the identity
-//! claims of a typical login, and an RS256-sized ID token unless `session.keep_id_token` is off)
+//! claims of a typical login, and an RS256-sized ID token with `session.id_token_hint = "store"`)
 //! up to 10 k, 100 k and 1 M, and at each size reports the process's RSS growth per session and
 //! the median time of a session lookup (the hot path of every browser request:
 //! `SessionStore::get`). Each session has made one request, so its identity headers are cached
 //! as in a running gateway. The allocator is the binary's (mimalloc). Run it twice:
-//! `cargo bench --bench sessions` (ID tokens kept) and `KEEP_ID_TOKEN=false cargo bench --bench
-//! sessions`.
+//! `cargo bench --bench sessions` (the default: the browser keeps the ID token) and
+//! `ID_TOKEN_HINT=store cargo bench --bench sessions`.
 //!
 //! Run: `cargo bench --bench sessions` (results in BENCHMARKS.md).
 
@@ -63,7 +63,7 @@ fn session(i: u64) -> Arc<Session> {
             access_token: Secret::new(format!("{:043}", i)),
             refresh_token: Some(Secret::new(format!("r{:042}", i))),
             // An RS256 ID token of this size: about 900 bytes.
-            id_token: keep_id_token().then(|| Secret::new("e".repeat(900))),
+            id_token: id_token_in_store().then(|| Secret::new("e".repeat(900))),
         },
         expires_at: now + 12 * 3600,
     })
@@ -80,12 +80,18 @@ const MINIMAL_CONFIG: &str = r#"
     redirect_url = "https://app.example.test/oauth2/callback"
 "#;
 
-fn keep_id_token() -> bool {
-    std::env::var("KEEP_ID_TOKEN").map_or(true, |v| v != "false")
+/// `ID_TOKEN_HINT=store`: sessions keep their ID token (by default the browser keeps it).
+fn id_token_in_store() -> bool {
+    std::env::var("ID_TOKEN_HINT").is_ok_and(|v| v == "store")
 }
 
 fn main() {
-    println!("keep_id_token = {}\n", keep_id_token());
+    let hint = if id_token_in_store() {
+        "store"
+    } else {
+        "cookie"
+    };
+    println!("session.id_token_hint = {hint}\n");
     // `cargo bench` passes --bench; nothing to parse.
     let store = MemoryStore::new(
         2_000_000,

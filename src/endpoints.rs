@@ -40,15 +40,20 @@ pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_pa
         },
         ("GET", "/userinfo") => userinfo(gw, config, session).await,
         ("GET" | "HEAD", "/auth") => forward_auth::check(gw, config, session).await,
-        ("GET", "/logout" | "/sign_out") => Ok(rp_logout(gw, config, session).await),
         ("POST", "/logout" | "/sign_out") if has_content_type(session, JSON) => {
             match read_body(session, JSON).await {
-                Ok(body) => logout::api(gw, config, &body).await,
+                Ok(body) => {
+                    let logout_cookie = cookies(session, config).logout;
+                    logout::api(gw, config, &body, logout_cookie).await
+                }
                 Err(e) => Err(e),
             }
         }
-        // A browser form posting to sign_out is an RP-initiated logout.
-        ("POST", "/logout" | "/sign_out") => Ok(rp_logout(gw, config, session).await),
+        // A browser sent to sign_out, or a form posting there, goes on to logout: the browser
+        // sends the logout cookie to that path only.
+        ("GET" | "POST", "/sign_out") => Ok(to_logout(config, session)),
+        // A browser form posting to logout is an RP-initiated logout.
+        ("GET" | "POST", "/logout") => Ok(rp_logout(gw, config, session).await),
         ("POST", "/backchannel-logout") => Ok(match read_body(session, FORM).await {
             Ok(body) => backchannel::handle(gw, config, &body).await,
             Err(e) => backchannel::invalid(&e.to_string()),
@@ -137,10 +142,27 @@ async fn userinfo(gw: &Gateway, config: &Config, session: &Session) -> Result<Re
 }
 
 async fn rp_logout(gw: &Gateway, config: &Config, session: &Session) -> Reply {
+    let query = session.req_header().uri.query().unwrap_or("");
+    logout::rp_initiated(gw, config, query, cookies(session, config)).await
+}
+
+/// The gateway's cookies of a logout request.
+fn cookies<'a>(session: &'a Session, config: &Config) -> logout::LogoutCookies<'a> {
+    let names = &config.session.cookies;
     let req = session.req_header();
-    let query = req.uri.query().unwrap_or("");
-    let cookie = crate::session::cookie::find(req, &config.session.cookies.session_name);
-    logout::rp_initiated(gw, config, query, cookie).await
+    logout::LogoutCookies {
+        session: crate::session::cookie::find(req, &names.session_name),
+        logout: crate::session::cookie::find(req, &names.logout_name),
+    }
+}
+
+/// 303 from `sign_out` (oauth2-proxy's name) to `logout`, the query as it came.
+fn to_logout(config: &Config, session: &Session) -> Reply {
+    let location = match session.req_header().uri.query() {
+        Some(query) => format!("{}/logout?{query}", config.server.endpoint_prefix),
+        None => format!("{}/logout", config.server.endpoint_prefix),
+    };
+    Reply::new(303).header("Location", location)
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::jwt::Bearer;
 use crate::oidc::provider::Provider;
 use crate::session::events::SessionEvents;
+use crate::session::id_token_cookie::IdTokenSeal;
 use crate::session::memory::MemoryStore;
 use crate::session::SessionStore;
 use arc_swap::ArcSwap;
@@ -22,6 +23,9 @@ pub struct Gateway {
     pub events: Arc<SessionEvents>,
     /// The client for every call to the provider.
     pub http: reqwest::Client,
+    /// Seals ID tokens into logout cookies; its key lives as long as the process, across
+    /// reloads.
+    pub id_token_seal: IdTokenSeal,
 }
 
 impl Gateway {
@@ -50,6 +54,7 @@ impl Gateway {
             bearer,
             events,
             http,
+            id_token_seal: IdTokenSeal::generate(),
         })
     }
 }

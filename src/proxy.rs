@@ -205,7 +205,11 @@ impl ProxyHttp for AuthProxy {
         let cookies = &config.session.cookies;
         cookie::strip(
             upstream_request,
-            &[&cookies.session_name, &cookies.login_name],
+            &[
+                &cookies.session_name,
+                &cookies.login_name,
+                &cookies.logout_name,
+            ],
         );
         upstream_request
             .insert_header(config.server.request_id_header.spelling(), &ctx.request_id)?;

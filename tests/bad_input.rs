@@ -221,6 +221,49 @@ async fn forged_identity_headers_are_stripped() {
         .contains("removed identity headers sent by the client"));
 }
 
+/// A logout cookie that was tampered with, or belongs to another session, is no hint; the
+/// logout itself goes through.
+#[tokio::test]
+async fn forged_logout_cookies_give_no_hint() {
+    let env = Env::start(EnvOptions::default());
+    let mut other = Browser::new();
+    login(&mut other, &env, "/app", "mallory").await;
+    let others = other.cookie("_authgate_logout").unwrap();
+    for forge in ["flip", "other session's"] {
+        let mut b = Browser::new();
+        login(&mut b, &env, "/app", "alice").await;
+        let mine = b.cookie("_authgate_logout").unwrap();
+        let forged = if forge == "flip" {
+            let mut bytes = mine.into_bytes();
+            bytes[30] = if bytes[30] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(bytes).unwrap()
+        } else {
+            others.clone()
+        };
+        let session = b.cookie("_authgate").unwrap();
+        let cookie = format!("_authgate={session}; _authgate_logout={forged}");
+        // A fresh client: only the forged cookies go.
+        let r = Browser::new()
+            .request(
+                Method::GET,
+                &env.gw.url("/oauth2/logout"),
+                &[("Cookie", &cookie)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 302, "{forge}");
+        let q = query_map(&r.location());
+        assert!(!q.contains_key("id_token_hint"), "{forge}: {q:?}");
+        assert!(q.contains_key("client_id"), "{forge}");
+        let r = b.get_api(&env.gw.url("/app")).await;
+        assert_eq!(r.status, 401, "{forge}: the session ended all the same");
+    }
+    assert!(
+        !env.gw.logs().contains(&others),
+        "no cookie value in the log"
+    );
+}
+
 /// Garbage cookies and paths: never a 5xx, never a session.
 #[tokio::test]
 async fn garbage_cookies_and_paths_are_4xx() {
@@ -263,6 +306,22 @@ async fn garbage_cookies_and_paths_are_4xx() {
             "callback with a cookie of {} bytes",
             garbage.len()
         );
+        let cookie = format!("_authgate={garbage}; _authgate_logout={garbage}");
+        let r = b
+            .request(
+                Method::GET,
+                &env.gw.url("/oauth2/logout"),
+                &[("Cookie", &cookie)],
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            302,
+            "logout with a cookie of {} bytes",
+            garbage.len()
+        );
+        assert!(!r.location().as_str().contains("id_token_hint"));
     }
     // Over-long Cookie header: refused before parsing.
     let huge = format!("a={}", "b".repeat(20_000));

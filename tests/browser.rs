@@ -1,7 +1,7 @@
 //! A real browser: headless Chromium (Debian's package, driven by playwright-core from
 //! tests/support/browser.mjs) logs in through the gateway at the provider's own pages, sees the
-//! upstream's page with its identity, logs out through the provider's confirmation page, and is
-//! sent to login again.
+//! upstream's page with its identity, logs out through the provider's confirmation page (with
+//! the `id_token_hint` the browser's logout cookie kept), and is sent to login again.
 
 mod common;
 
@@ -52,7 +52,12 @@ async fn browser_login_and_logout() {
         !body.contains("_authgate"),
         "the gateway's cookies reached the upstream: {body}"
     );
+    assert_eq!(seen["logoutCookiePath"], "/oauth2/logout", "{seen}");
     assert_eq!(seen["endSessionPage"], true, "{seen}");
+    assert_eq!(
+        seen["endSessionHint"], true,
+        "the ID token went from the logout cookie to the provider: {seen}"
+    );
     assert_eq!(seen["loggedOutAt"], "/logged-out", "{seen}");
     assert_eq!(seen["afterLogout"], "login page", "{seen}");
     assert!(shots.path().join("logged-in.png").exists());

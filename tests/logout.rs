@@ -93,6 +93,15 @@ async fn rp_initiated_logout_round_trip() {
     login(&mut b, &env, "/app", "alice").await;
     assert!(logged_in(&mut b, &env).await);
     let old_cookie = b.cookie("_authgate").unwrap();
+    // The ID token waits for logout in the browser, sealed, sent to the logout endpoint only.
+    let logout_cookie = b
+        .cookies
+        .iter()
+        .find(|c| c.name == "_authgate_logout")
+        .expect("a logout cookie");
+    assert_eq!(logout_cookie.path, "/oauth2/logout");
+    assert!(!logout_cookie.value.contains("eyJ"), "not readable");
+    assert!(logout_cookie.raw.contains("HttpOnly"));
     let refresh = provider_tokens(&env, "alice", "RefreshToken").await;
     assert_eq!(refresh.len(), 1, "offline_access gave a refresh token");
     assert!(active_at_provider(&env, BASIC_CLIENT, &refresh[0]).await);
@@ -108,6 +117,7 @@ async fn rp_initiated_logout_round_trip() {
     assert!(q["state"].len() >= 32);
     assert!(out.set_cookie("_authgate").unwrap().contains("Max-Age=0"));
     assert!(b.cookie("_authgate").is_none());
+    assert!(b.cookie("_authgate_logout").is_none());
 
     let page = b.get(end_session.as_str()).await;
     let back = confirm_provider_logout(&mut b, page).await;
@@ -124,9 +134,18 @@ async fn rp_initiated_logout_round_trip() {
         !active_at_provider(&env, BASIC_CLIENT, &refresh[0]).await,
         "the refresh token was revoked"
     );
-    // Logging out again without a session still clears cookies and redirects.
+    // Logging out again without a session still clears cookies and redirects. sign_out
+    // (oauth2-proxy's name) sends the browser on to logout, query and all.
     let mut nobody = Browser::new();
-    let again = nobody.get(&env.gw.url("/oauth2/sign_out")).await;
+    let alias = nobody
+        .get(&env.gw.url("/oauth2/sign_out?rd=%2Flogged-out"))
+        .await;
+    assert_eq!(alias.status, 303);
+    assert_eq!(
+        alias.location().as_str(),
+        env.gw.url("/oauth2/logout?rd=%2Flogged-out")
+    );
+    let again = nobody.get(alias.location().as_str()).await;
     assert_eq!(again.status, 302);
     assert!(!query_map(&again.location()).contains_key("id_token_hint"));
     assert!(again.set_cookie("_authgate").unwrap().contains("Max-Age=0"));
@@ -179,23 +198,22 @@ async fn logout_api() {
         200,
         "the access token works as a bearer token"
     );
-    let api = |body: String, content_type: &'static str| {
+    let api_with_cookie = |body: String, content_type: &'static str, cookie: Option<String>| {
         let client = client.clone();
         let url = env.gw.url("/oauth2/logout");
         async move {
-            let r = client
-                .post(url)
-                .header("Content-Type", content_type)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let mut r = client.post(url).header("Content-Type", content_type);
+            if let Some(cookie) = cookie {
+                r = r.header("Cookie", cookie);
+            }
+            let r = r.body(body).send().await.unwrap();
             (
                 r.status().as_u16(),
                 r.json::<Value>().await.unwrap_or(Value::Null),
             )
         }
     };
+    let api = |body: String, content_type: &'static str| api_with_cookie(body, content_type, None);
 
     // Bad requests end nothing.
     for (body, status) in [
@@ -228,16 +246,21 @@ async fn logout_api() {
     assert_eq!(r.status, 302);
     assert!(logged_in(&mut b, &env).await, "nothing ended so far");
 
-    let (status, v) = api(
+    // Called from the page itself, the request carries the browser's logout cookie: the
+    // end-session URL gets the ID token sealed in it.
+    let sealed = b.cookie("_authgate_logout").expect("a logout cookie");
+    let (status, v) = api_with_cookie(
         json!({"access_token": access, "refresh_token": refresh}).to_string(),
         "application/json",
+        Some(format!("_authgate_logout={sealed}")),
     )
     .await;
     assert_eq!(status, 200, "{v}");
     let redirect = url::Url::parse(v["redirect"].as_str().unwrap()).unwrap();
     let q = query_map(&redirect);
     assert_eq!(redirect.path(), "/session/end");
-    assert!(q.contains_key("id_token_hint") && q.contains_key("state"));
+    assert!(q["id_token_hint"].split('.').count() == 3, "{q:?}");
+    assert!(q.contains_key("state"));
     assert_eq!(q["post_logout_redirect_uri"], env.gw.url("/logged-out"));
     assert_eq!(
         bearer(access.clone()).await,
@@ -252,6 +275,59 @@ async fn logout_api() {
     )
     .await;
     assert_eq!(again, 401, "already logged out");
+
+    // A server calling without the browser's cookies: the session still ends, and the
+    // end-session URL names the client instead. The first session's logout cookie does not
+    // open for the second session.
+    let mut b2 = Browser::new();
+    login(&mut b2, &env, "/app", "bob").await;
+    let page = b2.get(&env.gw.url("/app")).await;
+    let access = page.json()["headers"]["x-forwarded-access-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, v) = api_with_cookie(
+        json!({"access_token": access}).to_string(),
+        "application/json",
+        Some(format!("_authgate_logout={sealed}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let q = query_map(&url::Url::parse(v["redirect"].as_str().unwrap()).unwrap());
+    assert!(!q.contains_key("id_token_hint"), "{q:?}");
+    assert_eq!(q["client_id"], BASIC_CLIENT);
+    assert!(!logged_in(&mut b2, &env).await);
+}
+
+/// `session.id_token_hint = "store"`: the session keeps its ID token, so the logout API sends it
+/// without the browser's cookie, and no logout cookie is set.
+#[tokio::test]
+async fn id_token_hint_kept_in_the_store() {
+    let env = Env::start(EnvOptions {
+        client_id: BASIC_CLIENT,
+        scopes: vec!["openid", "profile"],
+        extra_toml: logout_toml(),
+        session_extra: "id_token_hint = \"store\"",
+        ..Default::default()
+    });
+    let mut b = Browser::new();
+    login(&mut b, &env, "/app", "carol").await;
+    assert!(b.cookie("_authgate_logout").is_none());
+    let page = b.get(&env.gw.url("/app")).await;
+    let access = page.json()["headers"]["x-forwarded-access-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reqwest::Client::new()
+        .post(env.gw.url("/oauth2/logout"))
+        .json(&json!({ "access_token": access }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let q = query_map(&url::Url::parse(v["redirect"].as_str().unwrap()).unwrap());
+    assert!(q["id_token_hint"].split('.').count() == 3, "{q:?}");
 }
 
 /// The provider ends its session → it calls the gateway's back-channel endpoint → the old

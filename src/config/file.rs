@@ -145,7 +145,8 @@ pub struct SessionSection {
     pub login_cookie_name: String,
     pub login_timeout: String,
     pub max_pending_logins: usize,
-    pub keep_id_token: bool,
+    pub logout_cookie_name: String,
+    pub id_token_hint: String,
 }
 
 impl Default for SessionSection {
@@ -162,7 +163,8 @@ impl Default for SessionSection {
             login_cookie_name: "_authgate_login".into(),
             login_timeout: "10m".into(),
             max_pending_logins: 5,
-            keep_id_token: true,
+            logout_cookie_name: "_authgate_logout".into(),
+            id_token_hint: "cookie".into(),
         }
     }
 }

@@ -88,6 +88,19 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// Where a session's ID token waits for logout, to be sent as `id_token_hint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdTokenHint {
+    /// Sealed into the browser's logout cookie ([`crate::session::id_token_cookie`]).
+    #[default]
+    Cookie,
+    /// With the session in the store: about 1 KB more per session, and the logout API can send
+    /// it without the browser's cookie.
+    Store,
+    /// Not kept: logout sends `client_id` alone.
+    Discard,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -216,8 +229,8 @@ pub struct SessionSettings {
     pub lifetime: Duration,
     pub max_sessions: u64,
     pub login_timeout: Duration,
-    /// Keep the ID token for `id_token_hint` at logout (about 1 KB per session).
-    pub keep_id_token: bool,
+    /// Where the ID token is kept for `id_token_hint` at logout.
+    pub id_token_hint: IdTokenHint,
 }
 
 /// The whole validated configuration.
@@ -283,9 +296,16 @@ impl Config {
                 return Err(errors);
             }
         };
-        errors.extend(unknown.into_iter().map(|key| ConfigError {
-            key,
-            message: "unknown key".into(),
+        errors.extend(unknown.into_iter().map(|key| {
+            ConfigError {
+                message: match key.as_str() {
+                    "session.keep_id_token" => "replaced by session.id_token_hint: \"store\" for \
+                    true, \"none\" for false, or the default \"cookie\""
+                        .into(),
+                    _ => "unknown key".into(),
+                },
+                key,
+            }
         }));
         match Config::try_from(file) {
             Ok(config) if errors.is_empty() => Ok(config),
@@ -314,7 +334,11 @@ impl TryFrom<FileConfig> for Config {
             },
             endpoint_prefix: {
                 let p = f.server.endpoint_prefix.trim_end_matches('/').to_string();
-                if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
+                // It is also the logout cookie's Path attribute.
+                if !p.starts_with('/')
+                    || p.contains(['?', '#', ' ', ';'])
+                    || p.chars().any(char::is_control)
+                {
                     v.bad("server.endpoint_prefix", "must be a path like /oauth2")
                 } else {
                     p
@@ -380,7 +404,7 @@ impl TryFrom<FileConfig> for Config {
         let upstream = v.upstream("upstream.url", &f.upstream.url, connect, read);
 
         let oidc = v.oidc(f.oidc);
-        let session = v.session(f.session);
+        let session = v.session(f.session, &server.endpoint_prefix);
         let headers = v.headers(f.headers);
         let bearer = v.bearer(f.bearer, &oidc);
         let logout = v.logout(f.logout, &oidc);
@@ -597,7 +621,7 @@ impl Validator {
         }
     }
 
-    fn session(&mut self, s: file::SessionSection) -> SessionSettings {
+    fn session(&mut self, s: file::SessionSection, endpoint_prefix: &str) -> SessionSettings {
         let same_site = match s.cookie_samesite.to_ascii_lowercase().as_str() {
             "lax" => SameSite::Lax,
             "strict" => SameSite::Strict,
@@ -610,6 +634,7 @@ impl Validator {
         for (key, name) in [
             ("session.cookie_name", &s.cookie_name),
             ("session.login_cookie_name", &s.login_cookie_name),
+            ("session.logout_cookie_name", &s.logout_cookie_name),
         ] {
             if name.is_empty()
                 || !name
@@ -628,6 +653,18 @@ impl Validator {
                 "must differ from session.cookie_name",
             );
         }
+        if [&s.cookie_name, &s.login_cookie_name].contains(&&s.logout_cookie_name) {
+            self.bad::<()>(
+                "session.logout_cookie_name",
+                "must differ from session.cookie_name and session.login_cookie_name",
+            );
+        }
+        let id_token_hint = match s.id_token_hint.as_str() {
+            "cookie" => IdTokenHint::Cookie,
+            "store" => IdTokenHint::Store,
+            "none" => IdTokenHint::Discard,
+            _ => self.bad("session.id_token_hint", "must be cookie, store or none"),
+        };
         if s.max_pending_logins == 0 {
             self.bad::<()>("session.max_pending_logins", "must be at least 1");
         }
@@ -638,6 +675,8 @@ impl Validator {
             cookies: CookieSettings {
                 session_name: s.cookie_name,
                 login_name: s.login_cookie_name,
+                logout_name: s.logout_cookie_name,
+                logout_path: format!("{endpoint_prefix}/logout"),
                 domain: s.cookie_domain.filter(|d| !d.is_empty()),
                 path: s.cookie_path,
                 secure: s.cookie_secure,
@@ -650,7 +689,7 @@ impl Validator {
             lifetime,
             max_sessions: s.max_sessions,
             login_timeout,
-            keep_id_token: s.keep_id_token,
+            id_token_hint,
         }
     }
 
@@ -970,6 +1009,43 @@ mod tests {
         assert!(c.session.cookies.secure);
         assert_eq!(c.session.cookies.same_site, SameSite::Lax);
         assert_eq!(format!("{:?}", c.oidc.client_secret), "Some([redacted])");
+        assert_eq!(c.session.id_token_hint, IdTokenHint::Cookie);
+        assert_eq!(c.session.cookies.logout_path, "/oauth2/logout");
+    }
+
+    #[test]
+    fn where_the_id_token_waits_for_logout() {
+        let with = |session: &str| format!("{MINIMAL}\n[session]\n{session}\n");
+        let hint = |session: &str| {
+            Config::from_toml(&with(session))
+                .unwrap()
+                .session
+                .id_token_hint
+        };
+        assert_eq!(hint(r#"id_token_hint = "store""#), IdTokenHint::Store);
+        assert_eq!(hint(r#"id_token_hint = "none""#), IdTokenHint::Discard);
+        let errs = errors_of(&with(r#"id_token_hint = "browser""#));
+        assert!(
+            errs[0].starts_with("session.id_token_hint: must be"),
+            "{errs:?}"
+        );
+        // The setting it replaced says what to write instead.
+        let errs = errors_of(&with("keep_id_token = false"));
+        assert!(
+            errs[0].starts_with("session.keep_id_token: replaced by session.id_token_hint"),
+            "{errs:?}"
+        );
+        let errs = errors_of(&with(r#"logout_cookie_name = "_authgate""#));
+        assert!(
+            errs[0].starts_with("session.logout_cookie_name: must differ"),
+            "{errs:?}"
+        );
+        // The prefix is also the logout cookie's Path: nothing that would end the attribute.
+        for prefix in ["/a;b", "/a\\u0001"] {
+            let text = format!("{MINIMAL}\n[server]\nendpoint_prefix = \"{prefix}\"\n");
+            let errs = errors_of(&text);
+            assert!(errs[0].starts_with("server.endpoint_prefix"), "{errs:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! 5. the ID token is verified (signature from the JWKS, `iss`, `aud`, `azp` with several
 //!    audiences, `exp` and `iat` with the leeway, `nonce`), then `at_hash` when present.
 
-use crate::config::{ClientAuthMethod, Config};
+use crate::config::{ClientAuthMethod, Config, IdTokenHint};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::http_client::send_to_idp;
@@ -112,7 +112,8 @@ pub async fn complete(
         claims
     };
     let session_id = SessionId::generate();
-    let session = build_session(config, &session_id, claims, &tokens)?;
+    let mut session = build_session(config, &session_id, claims, &tokens)?;
+    let logout_cookie = keep_id_token(gw, config, &mut session, &tokens);
     tracing::info!(
         session = %session.key.short(),
         has_refresh_token = session.tokens.refresh_token.is_some(),
@@ -129,7 +130,44 @@ pub async fn complete(
     let form_post = config.oidc.response_mode == crate::config::ResponseMode::FormPost;
     Ok(Reply::redirect(pending.return_to)
         .set_cookie(cookies.session_cookie(session_id.encode().expose()))
-        .set_cookie(cookies.login_cookie(&remaining, form_post)))
+        .set_cookie(cookies.login_cookie(&remaining, form_post))
+        .set_cookie(logout_cookie))
+}
+
+/// Keep the ID token for `id_token_hint` at logout where `session.id_token_hint` says: in the
+/// session, or sealed in the logout cookie. Returns the logout cookie's `Set-Cookie`: the sealed
+/// token, or its removal (a previous session's cookie would not open for this one anyway).
+fn keep_id_token(
+    gw: &Gateway,
+    config: &Config,
+    session: &mut Session,
+    tokens: &CoreTokenResponse,
+) -> String {
+    let id_token = tokens
+        .extra_fields()
+        .id_token()
+        .map(|t| Secret::new(t.to_string()));
+    let sealed = match config.session.id_token_hint {
+        IdTokenHint::Cookie => id_token.and_then(|t| {
+            let sealed = gw.id_token_seal.seal(&session.key, &t);
+            if sealed.is_none() {
+                tracing::warn!(
+                    session = %session.key.short(),
+                    "ID token too large for the logout cookie; logout will send client_id alone"
+                );
+            }
+            sealed
+        }),
+        IdTokenHint::Store => {
+            session.tokens.id_token = id_token;
+            None
+        }
+        IdTokenHint::Discard => None,
+    };
+    config
+        .session
+        .cookies
+        .logout_cookie(sealed.as_deref().unwrap_or(""))
 }
 
 /// The provider snapshot to verify the ID token with: reloaded once when the token names a key
@@ -362,11 +400,6 @@ fn build_session(
         .ok_or_else(|| GatewayError::IdTokenRejected("no subject".into()))?
         .to_string();
     let now = unix_now();
-    let id_token = tokens
-        .extra_fields()
-        .id_token()
-        .filter(|_| config.session.keep_id_token)
-        .map(|t| Secret::new(t.to_string()));
     Ok(Session {
         key: id.key(),
         identity: Arc::new(Identity::new(&subject, &session_claims(claims))),
@@ -375,7 +408,7 @@ fn build_session(
             refresh_token: tokens
                 .refresh_token()
                 .map(|t| Secret::new(t.secret().as_str())),
-            id_token,
+            id_token: None,
         },
         expires_at: now + config.session.lifetime.as_secs(),
     })

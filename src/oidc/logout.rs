@@ -6,7 +6,9 @@
 //!   (RFC 7009), and redirects to the provider's `end_session_endpoint` with `id_token_hint`,
 //!   `post_logout_redirect_uri`, `client_id`, `state` (and `initiating_idp` when given), or
 //!   straight to the post-logout target when the provider has no such endpoint. Idempotent:
-//!   without a session it still clears cookies and redirects.
+//!   without a session it still clears cookies and redirects. The ID token for the hint is the
+//!   one sealed in the logout cookie (`Path` is this endpoint, so `sign_out` redirects here) or,
+//!   with `session.id_token_hint = "store"`, the session's.
 //! - Logout API (../shared/seeds/elasticsearch-oidc-logout-api.txt): `POST /oauth2/logout` with
 //!   JSON `{"token" | "access_token", "refresh_token"}` ends the session those tokens belong to,
 //!   revokes them, and answers `{"redirect": "<end-session URL>"}`; unknown tokens get 401.
@@ -23,6 +25,7 @@ use crate::gateway::Gateway;
 use crate::http_client::send_to_idp;
 use crate::jwt::BearerError;
 use crate::reply::Reply;
+use crate::secret::Secret;
 use crate::session::{hash_token, random_token, EndReason, Session};
 use serde::Deserialize;
 use serde_json::json;
@@ -123,12 +126,30 @@ async fn revoke_at_provider(gw: &Gateway, config: &Config, token: &str, hint: &s
     }
 }
 
+/// The ID token to send as `id_token_hint` for the ended `session`: kept with it
+/// (`session.id_token_hint = "store"`), or sealed in the logout cookie the request carries.
+fn id_token_hint(gw: &Gateway, session: &Session, logout_cookie: Option<&str>) -> Option<Secret> {
+    session
+        .tokens
+        .id_token
+        .clone()
+        .or_else(|| logout_cookie.and_then(|sealed| gw.id_token_seal.open(&session.key, sealed)))
+}
+
+/// The gateway's cookies a logout request carries.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogoutCookies<'a> {
+    pub session: Option<&'a str>,
+    /// The sealed ID token ([`crate::session::id_token_cookie`]).
+    pub logout: Option<&'a str>,
+}
+
 /// `GET /oauth2/logout`: end the browser's session (if any) and send it to the provider.
 pub async fn rp_initiated(
     gw: &Gateway,
     config: &Config,
     query: &str,
-    session_cookie: Option<&str>,
+    cookies: LogoutCookies<'_>,
 ) -> Reply {
     let param = |name: &str| {
         form_urlencoded::parse(query.as_bytes())
@@ -136,7 +157,7 @@ pub async fn rp_initiated(
             .map(|(_, v)| v.into_owned())
     };
     let target = post_logout_target(&config.logout, param("rd").as_deref());
-    let ended = match session_cookie.and_then(crate::session::SessionId::decode) {
+    let ended = match cookies.session.and_then(crate::session::SessionId::decode) {
         Some(id) => gw
             .store
             .remove(&id.key(), EndReason::Logout)
@@ -152,12 +173,11 @@ pub async fn rp_initiated(
     }
     let hint = ended
         .as_ref()
-        .and_then(|s| s.tokens.id_token.as_ref())
-        .map(|t| t.expose().to_string());
+        .and_then(|s| id_token_hint(gw, s, cookies.logout));
     let location = end_session_url(
         gw,
         config,
-        hint.as_deref(),
+        hint.as_ref().map(Secret::expose),
         &target,
         param("initiating_idp").as_deref(),
     );
@@ -165,6 +185,7 @@ pub async fn rp_initiated(
     Reply::redirect(location)
         .set_cookie(cookies.clear_session_cookie())
         .set_cookie(cookies.login_cookie(&[], false))
+        .set_cookie(cookies.logout_cookie(""))
 }
 
 /// The logout API's request body.
@@ -176,8 +197,15 @@ struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
-/// `POST /oauth2/logout` (JSON): end the session of these tokens and revoke them.
-pub async fn api(gw: &Gateway, config: &Config, body: &[u8]) -> Result<Reply, GatewayError> {
+/// `POST /oauth2/logout` (JSON): end the session of these tokens and revoke them. The answer's
+/// end-session URL carries `id_token_hint` when the session kept its ID token, or when the
+/// request carries the browser's logout cookie (a call from the page itself).
+pub async fn api(
+    gw: &Gateway,
+    config: &Config,
+    body: &[u8],
+    logout_cookie: Option<&str>,
+) -> Result<Reply, GatewayError> {
     let request: LogoutRequest = serde_json::from_slice(body).map_err(|_| {
         GatewayError::BadRequest("expected a JSON object with token/access_token and refresh_token")
     })?;
@@ -212,8 +240,8 @@ pub async fn api(gw: &Gateway, config: &Config, body: &[u8]) -> Result<Reply, Ga
                 .await
                 .map_err(|_| GatewayError::StoreUnavailable)?;
             revoke_session_tokens(gw, config, &s).await;
-            let hint = s.tokens.id_token.as_ref().map(|t| t.expose());
-            end_session_url(gw, config, hint, &target, None)
+            let hint = id_token_hint(gw, &s, logout_cookie);
+            end_session_url(gw, config, hint.as_ref().map(Secret::expose), &target, None)
         }
         None => {
             // No session, but a valid bearer token may still be logged out: revoke it.

@@ -1,10 +1,13 @@
 //! The gateway's cookies: reading them from a request, writing `Set-Cookie`, and removing them
 //! from what goes upstream.
 //!
-//! Two cookies: the session cookie (a [`super::SessionId`]) and the login cookie, which binds
-//! pending logins to the browser that started them: it lists their `state` values, newest first,
-//! at most `max_pending_logins`, so parallel XHRs after an expiry replace entries in one cookie
-//! instead of piling up cookies (mod_auth_openidc #331).
+//! Three cookies:
+//! - the session cookie (a [`super::SessionId`]);
+//! - the login cookie, which binds pending logins to the browser that started them: it lists
+//!   their `state` values, newest first, at most `max_pending_logins`, so parallel XHRs after an
+//!   expiry replace entries in one cookie instead of piling up cookies (mod_auth_openidc #331);
+//! - the logout cookie: the session's ID token, sealed ([`super::id_token_cookie`]), with the
+//!   logout endpoint as its `Path`, so no other request carries it.
 
 use cookie::{Cookie, SameSite};
 use pingora::http::RequestHeader;
@@ -15,8 +18,12 @@ use std::time::Duration;
 pub struct CookieSettings {
     pub session_name: String,
     pub login_name: String,
+    pub logout_name: String,
     pub domain: Option<String>,
+    /// Path of the session and login cookies.
     pub path: String,
+    /// Path of the logout cookie: `{server.endpoint_prefix}/logout`.
+    pub logout_path: String,
     pub secure: bool,
     pub same_site: SameSite,
     /// Max-Age of the session cookie: the session's absolute lifetime.
@@ -40,6 +47,19 @@ impl CookieSettings {
     /// `Set-Cookie` removing the session cookie.
     pub fn clear_session_cookie(&self) -> String {
         self.build(&self.session_name, "", Duration::ZERO, self.same_site)
+    }
+
+    /// `Set-Cookie` for the logout cookie holding a sealed ID token (removal when empty). It
+    /// lives as long as the session it was issued with.
+    pub fn logout_cookie(&self, sealed: &str) -> String {
+        let max_age = if sealed.is_empty() {
+            Duration::ZERO
+        } else {
+            self.session_max_age
+        };
+        let mut c = self.cookie(&self.logout_name, sealed, max_age, self.same_site);
+        c.set_path(self.logout_path.clone());
+        c.to_string()
     }
 
     /// `Set-Cookie` for the login cookie holding `states` (removal when empty).
@@ -76,6 +96,16 @@ impl CookieSettings {
     }
 
     fn build(&self, name: &str, value: &str, max_age: Duration, same_site: SameSite) -> String {
+        self.cookie(name, value, max_age, same_site).to_string()
+    }
+
+    fn cookie(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Duration,
+        same_site: SameSite,
+    ) -> Cookie<'static> {
         let mut c = Cookie::build((name.to_string(), value.to_string()))
             .path(self.path.clone())
             .http_only(true)
@@ -85,7 +115,7 @@ impl CookieSettings {
         if let Some(domain) = &self.domain {
             c = c.domain(domain.clone());
         }
-        c.build().to_string()
+        c.build()
     }
 }
 
@@ -177,8 +207,10 @@ mod tests {
         CookieSettings {
             session_name: "_authgate".into(),
             login_name: "_authgate_login".into(),
+            logout_name: "_authgate_logout".into(),
             domain: None,
             path: "/".into(),
+            logout_path: "/oauth2/logout".into(),
             secure: true,
             same_site: SameSite::Lax,
             session_max_age: Duration::from_secs(3600),
@@ -224,6 +256,18 @@ mod tests {
             assert!(c.contains(attr), "{c} lacks {attr}");
         }
         assert!(s.clear_session_cookie().contains("Max-Age=0"));
+        let logout = s.logout_cookie("sealed");
+        for attr in [
+            "_authgate_logout=sealed",
+            "HttpOnly",
+            "Secure",
+            "Path=/oauth2/logout",
+            "Max-Age=3600",
+        ] {
+            assert!(logout.contains(attr), "{logout} lacks {attr}");
+        }
+        assert!(!logout.contains("Path=/;"));
+        assert!(s.logout_cookie("").contains("Max-Age=0"));
         let form_post = s.login_cookie(&["x".repeat(43)], true);
         assert!(form_post.contains("SameSite=None") && form_post.contains("Secure"));
     }

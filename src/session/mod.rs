@@ -10,9 +10,12 @@
 //! - [`cookie`]: reading and writing the gateway's cookies.
 //! - [`events`]: what happens when a session ends, whatever ended it: a log line, a metric, the
 //!   logged-out webhooks.
+//! - [`id_token_cookie`]: the ID token sealed into the browser's logout cookie, so the store
+//!   need not keep it.
 
 pub mod cookie;
 pub mod events;
+pub mod id_token_cookie;
 pub mod memory;
 
 use crate::identity::Identity;
@@ -103,7 +106,8 @@ impl fmt::Debug for SessionKey {
 pub struct SessionTokens {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
-    /// Sent as `id_token_hint` at logout; not kept with `session.keep_id_token = false`.
+    /// Sent as `id_token_hint` at logout; kept here only with `session.id_token_hint = "store"`
+    /// (by default the browser keeps it: [`id_token_cookie`]).
     pub id_token: Option<Secret>,
 }
 

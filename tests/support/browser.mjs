@@ -13,7 +13,14 @@ const browser = await chromium.launch({
 });
 const seen = {};
 try {
-  const page = await (await browser.newContext()).newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (r.url().startsWith(`${issuer}/session/end`) && seen.endSessionHint === undefined) {
+      seen.endSessionHint = url.searchParams.has('id_token_hint');
+    }
+  });
   await page.goto(`${gateway}/`);
   seen.loginPage = page.url().startsWith(issuer);
   await page.fill('input[name=login]', 'alice');
@@ -26,6 +33,8 @@ try {
   seen.heading = await page.textContent('h1');
   seen.body = await page.textContent('body');
   await page.screenshot({ path: `${shots}/logged-in.png`, fullPage: true });
+  const logoutCookie = (await context.cookies()).find((c) => c.name === '_authgate_logout');
+  seen.logoutCookiePath = logoutCookie && logoutCookie.path;
 
   await page.goto(`${gateway}/oauth2/logout`);
   seen.endSessionPage = page.url().startsWith(`${issuer}/session/end`);
