@@ -69,7 +69,8 @@ fn session(i: u64) -> Arc<Session> {
     })
 }
 
-/// The settings a configuration cannot do without; every `[headers]` setting at its default.
+/// The settings a configuration cannot do without; every `[session]` and `[headers]` setting at
+/// its default (`max_sessions` is a million: the largest size measured fills the store).
 const MINIMAL_CONFIG: &str = r#"
     [upstream]
     url = "http://127.0.0.1:3000"
@@ -93,16 +94,15 @@ fn main() {
     };
     println!("session.id_token_hint = {hint}\n");
     // `cargo bench` passes --bench; nothing to parse.
+    // The default `[session]` and `[headers]` settings, as the configuration builds them.
+    let config = Config::from_toml(MINIMAL_CONFIG).expect("a valid configuration");
     let store = MemoryStore::new(
-        2_000_000,
-        Duration::from_secs(3600),
-        Duration::from_secs(600),
+        config.session.max_sessions,
+        config.session.idle_timeout,
+        config.session.login_timeout,
         Arc::new(Quiet),
     );
-    // The default `[headers]` mapping, as the configuration builds it.
-    let headers = Config::from_toml(MINIMAL_CONFIG)
-        .expect("a valid configuration")
-        .headers;
+    let headers = config.headers;
     let mut keys: Vec<SessionKey> = Vec::with_capacity(1_000_000);
     let base = rss_kb();
     println!("| sessions | RSS growth | bytes/session | lookup median | lookup p99 |");
