@@ -45,7 +45,7 @@ def main():
         rel = lambda base: (
             f"{m['rps'] / med[base]['rps']:.2f}×", f"{m['cpu_us'] / med[base]['cpu_us']:.2f}×")
         r2, c2 = rel(2) if c != 1 else ("", "")
-        r1, c1 = rel(1) if c != 1 else ("", "")
+        r1, c1 = rel(1) if c != 1 and 1 in med else ("", "")
         dp99 = f"{m['p99'] - med[2]['p99']:+.3f} ms" if c not in (1, 2) else ""
         errors = sum(x["errors"] for x in runs[c])
         print(f"| {c}. {NAMES[c]} | {m['rps']:,.0f} | {m['p50']:.3f} | {m['p99']:.3f} |"
@@ -56,8 +56,8 @@ def main():
     # mean of the one just before and the one just after (the run order brackets cases 3 and 4).
     print("\nEach run against the case-2 runs next to it in time (median over rounds, then the"
           " range):\n")
-    print("| case | req/s vs 2 | CPU vs 2 | p99 − case 2 |")
-    print("|---|---:|---:|---:|")
+    print("| case | req/s vs 2 | CPU vs 2 | p50 − case 2 | p99 − case 2 |")
+    print("|---|---:|---:|---:|---:|")
     paired = {}
     for order in rounds.values():
         for i, (c, run) in enumerate(order):
@@ -68,9 +68,10 @@ def main():
             near = before + after
             if not near:
                 continue
-            base = {k: statistics.mean(r[k] for r in near) for k in ("rps", "cpu_us", "p99")}
+            base = {k: statistics.mean(r[k] for r in near) for k in ("rps", "cpu_us", "p50", "p99")}
             paired.setdefault(c, []).append((
-                run["rps"] / base["rps"], run["cpu_us"] / base["cpu_us"], run["p99"] - base["p99"]))
+                run["rps"] / base["rps"], run["cpu_us"] / base["cpu_us"],
+                run["p50"] - base["p50"], run["p99"] - base["p99"]))
     for c in sorted(paired):
         if c == 1:
             continue
@@ -78,8 +79,9 @@ def main():
             f"{fmt(statistics.median(x[k] for x in paired[c]))}"
             f" [{fmt(min(x[k] for x in paired[c]))} to {fmt(max(x[k] for x in paired[c]))}]")
         ratio = lambda v: f"{v:.2f}×"
-        print(f"| {c}. {NAMES[c]} | {col(0, ratio)} | {col(1, ratio)} |"
-              f" {col(2, lambda v: f'{v:+.3f} ms')} |")
+        ms = lambda v: f"{v:+.3f} ms"
+        print(f"| {c}. {NAMES[c]} | {col(0, ratio)} | {col(1, ratio)} | {col(2, ms)} |"
+              f" {col(3, ms)} |")
     if 1 in paired:
         vs_nginx = statistics.median(1 / x[1] for x in paired[1])
         print(f"\nCase 2's CPU per request against nginx's (case 1) next to it: {vs_nginx:.2f}×"
