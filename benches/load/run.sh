@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The load benchmark: authgate against nginx and against itself, on loopback, bounded in time.
 #
-#   benches/load/run.sh                     # 10 rounds x 7 runs x 4 s, 32 connections (~6 min)
+#   benches/load/run.sh                     # 10 rounds x 7 runs x 4 s, 32 connections (~8 min)
+#   CONNECTIONS=1 CASES="2 3 4 2" benches/load/run.sh   # latency without a queue (~3 min)
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 benches/load/run.sh
 #   MODE=profile benches/load/run.sh        # instructions per request under callgrind instead
 #   MODE=perf benches/load/run.sh           # where the gateway's CPU time goes, under real load
