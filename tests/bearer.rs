@@ -639,11 +639,7 @@ oidc_audiences = ["http://api.example.test"]
         });
         let mut b = Browser::new();
         login(&mut b, &env, "/app", "alice").await;
-        let page = b.get(&env.gw.url("/app")).await;
-        let token = page.json()["headers"]["x-forwarded-access-token"]
-            .as_str()
-            .expect("pass_access_token sends the session's token")
-            .to_string();
+        let token = forwarded_access_token(&mut b, &env, "/app").await;
         assert_eq!(token.split('.').count() == 3, jwt, "{token}");
         let client = reqwest::Client::new();
         let (status, _, body) = call(&client, &env.gw.url("/api/me"), &token, "*/*").await;

@@ -68,6 +68,12 @@ async fn confirm_provider_logout(b: &mut Browser, page: Resp) -> Resp {
     b.post_form(action.as_str(), &fields).await
 }
 
+/// The end-session URL of a logout API answer (`{"redirect": "..."}`).
+fn api_redirect(answer: &Value) -> url::Url {
+    let redirect = answer["redirect"].as_str();
+    url::Url::parse(redirect.unwrap_or_else(|| panic!("no redirect in {answer}"))).unwrap()
+}
+
 /// The user ends their session at the provider itself (its end-session page, confirmed); the
 /// provider then calls the gateway's back-channel logout before answering.
 async fn end_provider_session(b: &mut Browser, env: &Env, client_id: &str) -> Resp {
@@ -172,11 +178,7 @@ async fn logout_api() {
     );
     let mut b = Browser::new();
     login(&mut b, &env, "/app", "bob").await;
-    let page = b.get(&env.gw.url("/app")).await;
-    let access = page.json()["headers"]["x-forwarded-access-token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let access = forwarded_access_token(&mut b, &env, "/app").await;
     let refresh = provider_tokens(&env, "bob", "RefreshToken").await.remove(0);
     let client = reqwest::Client::new();
     let bearer = |token: String| {
@@ -256,7 +258,7 @@ async fn logout_api() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    let redirect = url::Url::parse(v["redirect"].as_str().unwrap()).unwrap();
+    let redirect = api_redirect(&v);
     let q = query_map(&redirect);
     assert_eq!(redirect.path(), "/session/end");
     assert!(q["id_token_hint"].split('.').count() == 3, "{q:?}");
@@ -281,11 +283,7 @@ async fn logout_api() {
     // open for the second session.
     let mut b2 = Browser::new();
     login(&mut b2, &env, "/app", "bob").await;
-    let page = b2.get(&env.gw.url("/app")).await;
-    let access = page.json()["headers"]["x-forwarded-access-token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let access = forwarded_access_token(&mut b2, &env, "/app").await;
     let (status, v) = api_with_cookie(
         json!({"access_token": access}).to_string(),
         "application/json",
@@ -293,7 +291,7 @@ async fn logout_api() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    let q = query_map(&url::Url::parse(v["redirect"].as_str().unwrap()).unwrap());
+    let q = query_map(&api_redirect(&v));
     assert!(!q.contains_key("id_token_hint"), "{q:?}");
     assert_eq!(q["client_id"], BASIC_CLIENT);
     assert!(!logged_in(&mut b2, &env).await);
@@ -313,11 +311,7 @@ async fn id_token_hint_kept_in_the_store() {
     let mut b = Browser::new();
     login(&mut b, &env, "/app", "carol").await;
     assert!(b.cookie("_authgate_logout").is_none());
-    let page = b.get(&env.gw.url("/app")).await;
-    let access = page.json()["headers"]["x-forwarded-access-token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let access = forwarded_access_token(&mut b, &env, "/app").await;
     let r = reqwest::Client::new()
         .post(env.gw.url("/oauth2/logout"))
         .json(&json!({ "access_token": access }))
@@ -326,7 +320,7 @@ async fn id_token_hint_kept_in_the_store() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    let q = query_map(&url::Url::parse(v["redirect"].as_str().unwrap()).unwrap());
+    let q = query_map(&api_redirect(&v));
     assert!(q["id_token_hint"].split('.').count() == 3, "{q:?}");
 }
 

@@ -750,6 +750,17 @@ pub async fn provider_login(b: &mut Browser, authorize_url: Url, user: &str, gw_
     }
 }
 
+/// The access token the upstream received as `X-Forwarded-Access-Token` (with
+/// `headers.pass_access_token`) when `b` fetches `path`: the echo upstream answers with the
+/// headers it saw.
+pub async fn forwarded_access_token(b: &mut Browser, env: &Env, path: &str) -> String {
+    let page = b.get(&env.gw.url(path)).await;
+    page.json()["headers"]["x-forwarded-access-token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no X-Forwarded-Access-Token upstream: {}", page.body))
+        .to_string()
+}
+
 /// Log in through the gateway starting at `path`; returns the callback response (302 to `path`).
 pub async fn login(b: &mut Browser, env: &Env, path: &str, user: &str) -> Resp {
     let first = b.get(&env.gw.url(path)).await;
