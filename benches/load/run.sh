@@ -42,6 +42,8 @@ DURATION=${DURATION:-4}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 POOL=${POOL:-6000}
+# The run order of each round (see above).
+CASES=${CASES:-2 3 4 2 1 5 6}
 # The server under test (authgate, or nginx as the proxy) runs on SERVER_CPU; wrk, the static
 # upstream and the provider on CLIENT_CPU, so the server's CPU time per request is its own.
 SERVER_CPU=${SERVER_CPU:-0}
@@ -294,9 +296,10 @@ if [ "$MODE" = perf ]; then
   exit 0
 fi
 echo "warm-up..."
-for c in 1 2 3 4 5 6; do run_case "$c" 0 2 >/dev/null; done
+# Each case that runs, once.
+for c in $(tr ' ' '\n' <<<"$CASES" | sort -un); do run_case "$c" 0 2 >/dev/null; done
 for r in $(seq 1 "$ROUNDS"); do
-  for c in ${CASES:-2 3 4 2 1 5 6}; do
+  for c in $CASES; do
     run_case "$c" "$r" "$DURATION" | tee -a "$OUT/results.jsonl"
   done
 done
