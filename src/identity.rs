@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -247,10 +248,10 @@ impl HeaderMapping {
 
     /// The `X-Forwarded-*` and extra header values of `identity` (see [`ForwardedValues`]),
     /// from the identity's cache when they were computed under this mapping.
-    fn forwarded_values(&self, identity: &Identity) -> ForwardedValues {
+    fn forwarded_values<'a>(&self, identity: &'a Identity) -> Cow<'a, ForwardedValues> {
         if let Some((generation, values)) = identity.forwarded.get() {
             if *generation == self.generation {
-                return values.clone();
+                return Cow::Borrowed(values);
             }
         }
         let mut lines = Vec::new();
@@ -268,21 +269,24 @@ impl HeaderMapping {
         // Only the first mapping an identity meets is cached; after a reload, identities
         // created before it compute their values per request until they end.
         let _ = identity.forwarded.set((self.generation, values.clone()));
-        values
+        Cow::Owned(values)
     }
 
     /// The `X-Forwarded-*` and extra headers of `identity` that have a value, each value a
     /// slice of its cached [`ForwardedValues`].
-    fn forwarded_headers(
-        &self,
-        identity: &Identity,
-    ) -> impl Iterator<Item = (&WrittenHeader, HeaderValue)> {
-        let mut rest = self.forwarded_values(identity);
+    fn forwarded_headers<'a>(
+        &'a self,
+        identity: &'a Identity,
+    ) -> impl Iterator<Item = (&'a WrittenHeader, HeaderValue)> + 'a {
+        let values = self.forwarded_values(identity);
+        let mut start = 0;
+        // One slice (one reference count) per header: under load each clone and drop of shared
+        // `Bytes` is an atomic operation.
         self.forwarded_names.iter().filter_map(move |name| {
-            let end = rest.iter().position(|b| *b == b'\n')?;
-            let line = rest.split_to(end + 1);
-            let value = HeaderValue::from_maybe_shared(line.slice(..end)).ok()?;
-            Some((name, value))
+            let len = values[start..].iter().position(|b| *b == b'\n')?;
+            let value = values.slice(start..start + len);
+            start += len + 1;
+            Some((name, HeaderValue::from_maybe_shared(value).ok()?))
         })
     }
 

@@ -492,13 +492,31 @@ impl Validator {
         })
     }
 
+    /// A duration setting, at most [`MAX_DURATION`]: longer ones are typos, and would panic the
+    /// caches (moka refuses more than 1,000 years) or overflow `now + lifetime`.
     fn duration(&mut self, key: &str, raw: &str) -> Duration {
-        humantime::parse_duration(raw).unwrap_or_else(|_| {
-            self.bad(
+        self.bounded_duration(key, raw).unwrap_or_default()
+    }
+
+    /// A duration setting that cannot be zero: a timeout that would end everything at once, or
+    /// an interval that would loop without pause.
+    fn positive_duration(&mut self, key: &str, raw: &str) -> Duration {
+        match self.bounded_duration(key, raw) {
+            Some(Duration::ZERO) => self.bad(key, "must be more than zero"),
+            d => d.unwrap_or_default(),
+        }
+    }
+
+    /// The duration `raw` spells, or `None` with the problem recorded.
+    fn bounded_duration(&mut self, key: &str, raw: &str) -> Option<Duration> {
+        match humantime::parse_duration(raw) {
+            Ok(d) if d <= MAX_DURATION => Some(d),
+            Ok(_) => self.bad(key, &format!("{raw:?} is longer than 100 years")),
+            Err(_) => self.bad(
                 key,
                 &format!("{raw:?} is not a duration like 30s, 5m or 12h"),
-            )
-        })
+            ),
+        }
     }
 
     fn url(&mut self, key: &str, raw: &str, require_https_unless_loopback: bool) -> Url {
@@ -614,10 +632,10 @@ impl Validator {
             response_mode,
             use_userinfo: o.use_userinfo,
             leeway: self.duration("oidc.leeway", &o.leeway),
-            refresh_interval: self.duration("oidc.refresh_interval", &o.refresh_interval),
+            refresh_interval: self.positive_duration("oidc.refresh_interval", &o.refresh_interval),
             retry_max_backoff: self.duration("oidc.retry_max_backoff", &o.retry_max_backoff),
-            connect_timeout: self.duration("oidc.connect_timeout", &o.connect_timeout),
-            request_timeout: self.duration("oidc.request_timeout", &o.request_timeout),
+            connect_timeout: self.positive_duration("oidc.connect_timeout", &o.connect_timeout),
+            request_timeout: self.positive_duration("oidc.request_timeout", &o.request_timeout),
         }
     }
 
@@ -668,9 +686,9 @@ impl Validator {
         if s.max_pending_logins == 0 {
             self.bad::<()>("session.max_pending_logins", "must be at least 1");
         }
-        let idle_timeout = self.duration("session.idle_timeout", &s.idle_timeout);
-        let lifetime = self.duration("session.lifetime", &s.lifetime);
-        let login_timeout = self.duration("session.login_timeout", &s.login_timeout);
+        let idle_timeout = self.positive_duration("session.idle_timeout", &s.idle_timeout);
+        let lifetime = self.positive_duration("session.lifetime", &s.lifetime);
+        let login_timeout = self.positive_duration("session.login_timeout", &s.login_timeout);
         SessionSettings {
             cookies: CookieSettings {
                 session_name: s.cookie_name,
@@ -714,6 +732,9 @@ impl Validator {
 }
 
 /// The algorithms accepted when an issuer does not list its own: the asymmetric families.
+/// The longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
@@ -751,13 +772,14 @@ impl Validator {
                 let url = self.url(&format!("logout.webhooks[{i}].url"), &w.url, false);
                 Webhook {
                     url: url.to_string(),
-                    timeout: self.duration(&format!("logout.webhooks[{i}].timeout"), &w.timeout),
+                    timeout: self
+                        .positive_duration(&format!("logout.webhooks[{i}].timeout"), &w.timeout),
                     retries: w.retries,
                 }
             })
             .collect();
         let backchannel_max_age =
-            self.duration("logout.backchannel_max_age", &l.backchannel_max_age);
+            self.positive_duration("logout.backchannel_max_age", &l.backchannel_max_age);
         if backchannel_max_age > Duration::from_secs(3600) {
             self.bad::<()>(
                 "logout.backchannel_max_age",
@@ -768,7 +790,8 @@ impl Validator {
             post_logout_redirect_url,
             allowed_redirects,
             revoke_tokens: l.revoke_tokens,
-            revocation_timeout: self.duration("logout.revocation_timeout", &l.revocation_timeout),
+            revocation_timeout: self
+                .positive_duration("logout.revocation_timeout", &l.revocation_timeout),
             backchannel_max_age,
             webhooks,
         }
@@ -880,7 +903,7 @@ impl Validator {
             cache_capacity: b.cache_capacity,
             cache_max_ttl: self.duration("bearer.cache_max_ttl", &b.cache_max_ttl),
             jwks_refresh_interval: self
-                .duration("bearer.jwks_refresh_interval", &b.jwks_refresh_interval),
+                .positive_duration("bearer.jwks_refresh_interval", &b.jwks_refresh_interval),
             unknown_kid_min_interval: self.duration(
                 "bearer.unknown_kid_min_interval",
                 &b.unknown_kid_min_interval,
@@ -1083,6 +1106,31 @@ mod tests {
                 "{key} missing from {errs:#?}"
             );
         }
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        // Each of these started before: 2000 years panicked moka at startup, zero idle or
+        // lifetime ended every session at once, a zero refresh interval looped on the provider.
+        let text = format!(
+            "{MINIMAL}refresh_interval = \"0s\"\n[session]\nlogin_timeout = \"2000years\"\n\
+             idle_timeout = \"0s\"\nlifetime = \"500000years\"\n\
+             [bearer]\nintrospection_negative_ttl = \"1001years\"\nleeway = \"0s\"\n"
+        );
+        let errs = errors_of(&text);
+        for expected in [
+            "oidc.refresh_interval: must be more than zero",
+            "session.login_timeout: \"2000years\" is longer than 100 years",
+            "session.idle_timeout: must be more than zero",
+            "session.lifetime: \"500000years\" is longer than 100 years",
+            "bearer.introspection_negative_ttl: \"1001years\" is longer than 100 years",
+        ] {
+            assert!(
+                errs.iter().any(|e| e == expected),
+                "{expected} missing from {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), 5, "a zero leeway is fine: {errs:#?}");
     }
 
     #[test]
