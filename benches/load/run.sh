@@ -204,6 +204,7 @@ if [ "$MODE" = profile ]; then
         [ "$i" = 1 ] || echo next                  # curl options accumulate across URLs otherwise
         echo "url = \"$url\""
         echo 'output = "/dev/null"'
+        echo 'write-out = "%{http_code}\\n"'          # per URL: --next resets it
         case $c in
           3) echo "header = \"Cookie: $COOKIE\"" ;;
           4) echo "header = \"Authorization: Bearer $ONE\"" ;;
@@ -212,7 +213,7 @@ if [ "$MODE" = profile ]; then
         esac
       done
     } >"$WORK/curl-$c.cfg"
-    curl -s -w '%{http_code}\n' --config "$WORK/curl-$c.cfg" | sort | uniq -c | sed "s/^/  case $c answers: /" >&2
+    curl -s --config "$WORK/curl-$c.cfg" | sort | uniq -c | sed "s/^/  case $c answers: /" >&2
   }
   echo "case,instructions,requests,instructions_per_request" >"$OUT/profile/per-case.csv"
   for c in 2 3 4 5 6; do

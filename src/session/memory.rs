@@ -1,7 +1,7 @@
 //! The in-process session store: two moka caches, one for sessions and one for pending logins.
 //!
-//! Sessions expire after the idle timeout without use, and never later than their absolute
-//! `expires_at` (a per-entry [`Expiry`]); capacity is bounded (`session.max_sessions`), the
+//! Sessions expire after the idle timeout without use (moka's `time_to_idle`), and never later
+//! than their absolute `expires_at` (a per-entry [`Expiry`]); capacity is bounded (`session.max_sessions`), the
 //! least-recently-used going first. Pending logins live for `session.login_timeout` and are
 //! capped too, so a flood of unauthenticated requests cannot grow memory without bound.
 //!
@@ -25,37 +25,27 @@ use std::time::{Duration, Instant};
 /// Pending logins kept at most, whatever the load.
 const MAX_PENDING_LOGINS: u64 = 100_000;
 
-/// Idle timeout, capped by what is left of the absolute lifetime.
-struct SessionExpiry {
-    idle: Duration,
-}
+/// The absolute end of a session: what is left of its lifetime, set when it is stored.
+///
+/// The idle timeout is moka's own `time_to_idle`, not this per-entry expiry: a read then only
+/// stamps the entry's access time. An `expire_after_read` would read the wall clock and move
+/// the entry in moka's timer wheel on every request (BENCHMARKS.md).
+struct UntilSessionEnd;
 
-impl SessionExpiry {
-    fn next(&self, session: &Session) -> Duration {
-        let left = Duration::from_secs(session.expires_at.saturating_sub(unix_now()));
-        self.idle.min(left)
+impl UntilSessionEnd {
+    fn left(session: &Session) -> Duration {
+        Duration::from_secs(session.expires_at.saturating_sub(unix_now()))
     }
 }
 
-impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
+impl Expiry<SessionKey, Arc<Session>> for UntilSessionEnd {
     fn expire_after_create(
         &self,
         _key: &SessionKey,
         value: &Arc<Session>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(self.next(value))
-    }
-
-    fn expire_after_read(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Session>,
-        _read_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-        _last_modified_at: Instant,
-    ) -> Option<Duration> {
-        Some(self.next(value))
+        Some(Self::left(value))
     }
 
     fn expire_after_update(
@@ -65,7 +55,7 @@ impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(self.next(value))
+        Some(Self::left(value))
     }
 }
 
@@ -193,7 +183,8 @@ impl MemoryStore {
         Self {
             sessions: Cache::builder()
                 .max_capacity(max_sessions)
-                .expire_after(SessionExpiry { idle: idle_timeout })
+                .time_to_idle(idle_timeout)
+                .expire_after(UntilSessionEnd)
                 .eviction_listener(on_removal)
                 .build(),
             pending: Cache::builder()
