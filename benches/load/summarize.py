@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Summarize the load benchmark: medians over rounds per case, ratios to cases 2 and 1.
 
-usage: summarize.py results.jsonl CLK_TCK case5-cache.txt peak-rss.txt "settings"
+usage: summarize.py results.jsonl[,more.jsonl...] CLK_TCK case5-cache.txt peak-rss.txt "settings"
+
+Several results files (comma-separated) are pooled: their rounds are taken together.
 """
 import json
 import statistics
@@ -21,8 +23,9 @@ def main():
     path, tck, cache_file, rss_file, settings = sys.argv[1:6]
     tck = int(tck)
     runs = {}  # case -> its runs, in order
-    rounds = {}  # round -> [(case, run)], in the order they ran
-    for line in open(path):
+    rounds = {}  # (file, round) -> [(case, run)], in the order they ran
+    lines = [(i, line) for i, p in enumerate(path.split(",")) for line in open(p)]
+    for i, line in lines:
         r = json.loads(line)
         secs = r["duration_us"] / 1e6
         run = {
@@ -33,7 +36,7 @@ def main():
             "rss_mb": r["rss_kb"] / 1024,
         }
         runs.setdefault(r["case"], []).append(run)
-        rounds.setdefault(r["round"], []).append((r["case"], run))
+        rounds.setdefault((i, r["round"]), []).append((r["case"], run))
     med = {c: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for c, rs in runs.items()}
     print(f"Settings: {settings}; medians of {len(rounds)} rounds"
           f" (case 2 ran {len(runs[2]) // len(rounds)} times per round).\n")
@@ -55,11 +58,19 @@ def main():
     # few seconds apart), so each run is compared with the case-2 runs next to it in time: the
     # mean of the one just before and the one just after (the run order brackets cases 3 and 4).
     print("\nEach run against the case-2 runs next to it in time (median over rounds, then the"
-          " range):\n")
+          " range); the first row is case 2 against itself, the method's noise:\n")
     print("| case | req/s vs 2 | CPU vs 2 | p50 − case 2 | p99 − case 2 |")
     print("|---|---:|---:|---:|---:|")
     paired = {}
+    compare = lambda run, base: (
+        run["rps"] / base["rps"], run["cpu_us"] / base["cpu_us"],
+        run["p50"] - base["p50"], run["p99"] - base["p99"])
     for order in rounds.values():
+        twos = [r for cc, r in order if cc == 2]
+        # The method's own noise: case 2 against its earlier run in the same round (same code,
+        # a few seconds apart). A difference inside this row's range is not a measurement.
+        if len(twos) >= 2:
+            paired.setdefault("A/A", []).append(compare(twos[1], twos[0]))
         for i, (c, run) in enumerate(order):
             if c == 2:
                 continue
@@ -69,18 +80,17 @@ def main():
             if not near:
                 continue
             base = {k: statistics.mean(r[k] for r in near) for k in ("rps", "cpu_us", "p50", "p99")}
-            paired.setdefault(c, []).append((
-                run["rps"] / base["rps"], run["cpu_us"] / base["cpu_us"],
-                run["p50"] - base["p50"], run["p99"] - base["p99"]))
-    for c in sorted(paired):
-        if c == 1:
+            paired.setdefault(c, []).append(compare(run, base))
+    for c in ["A/A"] + sorted(k for k in paired if k not in ("A/A", 1)):
+        if c not in paired:
             continue
         col = lambda k, fmt: (
             f"{fmt(statistics.median(x[k] for x in paired[c]))}"
             f" [{fmt(min(x[k] for x in paired[c]))} to {fmt(max(x[k] for x in paired[c]))}]")
         ratio = lambda v: f"{v:.2f}×"
         ms = lambda v: f"{v:+.3f} ms"
-        print(f"| {c}. {NAMES[c]} | {col(0, ratio)} | {col(1, ratio)} | {col(2, ms)} |"
+        name = "2. against itself: its second run vs its first" if c == "A/A" else f"{c}. {NAMES[c]}"
+        print(f"| {name} | {col(0, ratio)} | {col(1, ratio)} | {col(2, ms)} |"
               f" {col(3, ms)} |")
     if 1 in paired:
         vs_nginx = statistics.median(1 / x[1] for x in paired[1])
