@@ -399,8 +399,8 @@ impl TryFrom<FileConfig> for Config {
                 .collect(),
         };
 
-        let connect = v.duration("upstream.connect_timeout", &f.upstream.connect_timeout);
-        let read = v.duration("upstream.read_timeout", &f.upstream.read_timeout);
+        let connect = v.positive_duration("upstream.connect_timeout", &f.upstream.connect_timeout);
+        let read = v.positive_duration("upstream.read_timeout", &f.upstream.read_timeout);
         let upstream = v.upstream("upstream.url", &f.upstream.url, connect, read);
 
         let oidc = v.oidc(f.oidc);
@@ -1112,13 +1112,15 @@ mod tests {
     fn durations_are_bounded() {
         // Each of these started before: 2000 years panicked moka at startup, zero idle or
         // lifetime ended every session at once, a zero refresh interval looped on the provider.
+        let minimal = MINIMAL.replace("3000\"", "3000\"\nread_timeout = \"0s\"");
         let text = format!(
-            "{MINIMAL}refresh_interval = \"0s\"\n[session]\nlogin_timeout = \"2000years\"\n\
+            "{minimal}refresh_interval = \"0s\"\n[session]\nlogin_timeout = \"2000years\"\n\
              idle_timeout = \"0s\"\nlifetime = \"500000years\"\n\
              [bearer]\nintrospection_negative_ttl = \"1001years\"\nleeway = \"0s\"\n"
         );
         let errs = errors_of(&text);
         for expected in [
+            "upstream.read_timeout: must be more than zero",
             "oidc.refresh_interval: must be more than zero",
             "session.login_timeout: \"2000years\" is longer than 100 years",
             "session.idle_timeout: must be more than zero",
@@ -1130,7 +1132,7 @@ mod tests {
                 "{expected} missing from {errs:#?}"
             );
         }
-        assert_eq!(errs.len(), 5, "a zero leeway is fine: {errs:#?}");
+        assert_eq!(errs.len(), 6, "a zero leeway is fine: {errs:#?}");
     }
 
     #[test]
