@@ -1110,8 +1110,9 @@ mod tests {
 
     #[test]
     fn durations_are_bounded() {
-        // Each of these started before: 2000 years panicked moka at startup, zero idle or
-        // lifetime ended every session at once, a zero refresh interval looped on the provider.
+        // Each of these passed `--test` before: 2000 years then panicked moka at startup; a zero
+        // idle timeout or lifetime gives every session no time; a zero refresh interval would
+        // reload the provider without pause.
         let minimal = MINIMAL.replace("3000\"", "3000\"\nread_timeout = \"0s\"");
         let text = format!(
             "{minimal}refresh_interval = \"0s\"\n[session]\nlogin_timeout = \"2000years\"\n\
