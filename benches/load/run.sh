@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The load benchmark: authgate against nginx and against itself, on loopback, bounded in time.
 #
-#   benches/load/run.sh                     # 10 rounds x 7 runs x 4 s, 32 connections (~8 min)
-#   CONNECTIONS=1 CASES="2 3 4 2" benches/load/run.sh   # latency without a queue (~3 min)
+#   benches/load/run.sh                     # 30 rounds x 7 runs x 2 s, 32 connections (~10 min)
+#   CONNECTIONS=1 CASES="2 3 4 2" benches/load/run.sh   # latency without a queue (~5 min)
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 benches/load/run.sh
 #   MODE=profile benches/load/run.sh        # instructions per request under callgrind instead
 #   MODE=perf benches/load/run.sh           # where the gateway's CPU time goes, under real load
@@ -37,8 +37,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-ROUNDS=${ROUNDS:-10}
-DURATION=${DURATION:-4}
+MODE=${MODE:-load}
+# Many short rounds rather than few long ones: pairs closer in time drift less, and a median of
+# 30 pairs moves less than one of 10 (BENCHMARKS.md, "case 2 against itself"). MODE=perf samples
+# one run per case, 8 s by default.
+ROUNDS=${ROUNDS:-30}
+DURATION=${DURATION:-$([ "$MODE" = perf ] && echo 8 || echo 2)}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 POOL=${POOL:-6000}
@@ -56,7 +60,6 @@ if ! command -v wrk >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
-MODE=${MODE:-load}
 REQUESTS=${REQUESTS:-2000}
 if [ "$MODE" = perf ]; then
   command -v perf >/dev/null || { echo "MODE=perf needs perf (linux-tools)" >&2; exit 1; }
