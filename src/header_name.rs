@@ -10,7 +10,7 @@
 //!
 //! Spellings are interned as `'static` text: a clone of static `Bytes` is free, where a clone of
 //! shared `Bytes` is an atomic increment, and its drop an atomic decrement, for each header on
-//! each request (about 10 ns each under load, `MODE=perf` in BENCHMARKS.md).
+//! each request.
 
 use bytes::Bytes;
 use http::header::InvalidHeaderName;

@@ -38,9 +38,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 MODE=${MODE:-load}
-# Many short rounds rather than few long ones: pairs closer in time drift less, and a median of
-# 30 pairs moves less than one of 10 (BENCHMARKS.md, "case 2 against itself"). MODE=perf samples
-# one run per case, 8 s by default.
+# Many short rounds rather than few long ones: for about the same time, each median stands on 30
+# pairs instead of 10 (BENCHMARKS.md, "Why 30 rounds of 2 s"). MODE=perf samples one run per
+# case, 8 s by default.
 ROUNDS=${ROUNDS:-30}
 DURATION=${DURATION:-$([ "$MODE" = perf ] && echo 8 || echo 2)}
 CONNECTIONS=${CONNECTIONS:-32}

@@ -731,10 +731,10 @@ impl Validator {
     }
 }
 
-/// The algorithms accepted when an issuer does not list its own: the asymmetric families.
 /// The longest duration any setting accepts.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// The algorithms accepted when an issuer does not list its own: the asymmetric families.
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,

@@ -1,9 +1,10 @@
 //! The in-process session store: two moka caches, one for sessions and one for pending logins.
 //!
 //! Sessions expire after the idle timeout without use (moka's `time_to_idle`), and never later
-//! than their absolute `expires_at` (a per-entry [`Expiry`]); capacity is bounded (`session.max_sessions`), the
-//! least-recently-used going first. Pending logins live for `session.login_timeout` and are
-//! capped too, so a flood of unauthenticated requests cannot grow memory without bound.
+//! than their absolute `expires_at` (a per-entry [`Expiry`]); capacity is bounded
+//! (`session.max_sessions`), the least-recently-used going first. Pending logins live for
+//! `session.login_timeout` and are capped too, so a flood of unauthenticated requests cannot grow
+//! memory without bound.
 //!
 //! Sessions are indexed by provider session id (`sid`), subject and token hash so back-channel,
 //! front-channel and API logout find them; moka's eviction listener keeps the index in step and
