@@ -329,6 +329,10 @@ impl TryFrom<FileConfig> for Config {
             admin_listen: v.socket_addr("server.admin_listen", &f.server.admin_listen),
             threads: match f.server.threads {
                 Some(0) => v.bad("server.threads", "must be at least 1"),
+                Some(n) if n > MAX_THREADS => v.bad(
+                    "server.threads",
+                    &format!("{n} is more than {MAX_THREADS}: one worker per core is the setting"),
+                ),
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
@@ -731,6 +735,10 @@ impl Validator {
     }
 }
 
+/// The most worker threads `server.threads` accepts. Each is an OS thread with its own stack:
+/// 20,000 aborted the process at startup for want of memory (after passing `--test`).
+const MAX_THREADS: usize = 1024;
+
 /// The longest duration any setting accepts.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -1106,6 +1114,17 @@ mod tests {
                 "{key} missing from {errs:#?}"
             );
         }
+    }
+
+    #[test]
+    fn worker_threads_are_bounded() {
+        let errs = errors_of(&format!("[server]\nthreads = 20000\n{MINIMAL}"));
+        assert_eq!(
+            errs,
+            ["server.threads: 20000 is more than 1024: one worker per core is the setting"]
+        );
+        let c = Config::from_toml(&format!("[server]\nthreads = 1024\n{MINIMAL}")).unwrap();
+        assert_eq!(c.server.threads, 1024);
     }
 
     #[test]
