@@ -369,7 +369,17 @@ impl TryFrom<FileConfig> for Config {
                 "json" => LogFormat::Json,
                 _ => v.bad("server.log_format", "must be text or json"),
             },
-            max_cookie_header_bytes: f.server.max_cookie_header_bytes,
+            max_cookie_header_bytes: match f.server.max_cookie_header_bytes {
+                n if n < MIN_COOKIE_HEADER_BYTES => v.bad(
+                    "server.max_cookie_header_bytes",
+                    &format!(
+                        "{n} is less than {MIN_COOKIE_HEADER_BYTES}: the gateway's logout cookie \
+                         alone may take {} bytes",
+                        crate::session::id_token_cookie::MAX_VALUE_LEN
+                    ),
+                ),
+                n => n,
+            },
             pid_file: f.server.pid_file,
             upgrade_sock: f.server.upgrade_sock,
             grace_period: v.duration("server.grace_period", &f.server.grace_period),
@@ -690,6 +700,10 @@ impl Validator {
         if s.max_pending_logins == 0 {
             self.bad::<()>("session.max_pending_logins", "must be at least 1");
         }
+        if s.max_sessions == 0 {
+            // moka would evict every session as it is stored: logins would loop.
+            self.bad::<()>("session.max_sessions", "must be at least 1");
+        }
         let idle_timeout = self.positive_duration("session.idle_timeout", &s.idle_timeout);
         let lifetime = self.positive_duration("session.lifetime", &s.lifetime);
         let login_timeout = self.positive_duration("session.login_timeout", &s.login_timeout);
@@ -738,6 +752,11 @@ impl Validator {
 /// The most worker threads `server.threads` accepts. Each is an OS thread with its own stack:
 /// 20,000 aborted the process at startup for want of memory (after passing `--test`).
 const MAX_THREADS: usize = 1024;
+
+/// The smallest `server.max_cookie_header_bytes`: what RFC 6265 asks browsers to support for
+/// one cookie, and room for the gateway's own logout cookie (a sealed ID token), which a smaller
+/// limit would refuse at the logout endpoint, leaving the session alive.
+const MIN_COOKIE_HEADER_BYTES: usize = 4096;
 
 /// The longest duration any setting accepts.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -1125,6 +1144,32 @@ mod tests {
         );
         let c = Config::from_toml(&format!("[server]\nthreads = 1024\n{MINIMAL}")).unwrap();
         assert_eq!(c.server.threads, 1024);
+    }
+
+    #[test]
+    fn cookie_header_limit_leaves_room_for_the_logout_cookie() {
+        let errs = errors_of(&format!("[server]\nmax_cookie_header_bytes = 0\n{MINIMAL}"));
+        assert_eq!(
+            errs,
+            [
+                "server.max_cookie_header_bytes: 0 is less than 4096: the gateway's logout cookie \
+              alone may take 3800 bytes"
+            ]
+        );
+        let text = format!("[server]\nmax_cookie_header_bytes = 4096\n{MINIMAL}");
+        assert_eq!(
+            Config::from_toml(&text)
+                .unwrap()
+                .server
+                .max_cookie_header_bytes,
+            4096
+        );
+    }
+
+    #[test]
+    fn the_session_store_holds_at_least_one_session() {
+        let errs = errors_of(&format!("{MINIMAL}[session]\nmax_sessions = 0\n"));
+        assert_eq!(errs, ["session.max_sessions: must be at least 1"]);
     }
 
     #[test]
