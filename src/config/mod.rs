@@ -506,6 +506,14 @@ impl Validator {
         })
     }
 
+    /// A count that cannot be zero, as given ("must be at least 1" recorded when it is).
+    fn at_least_one<N: Copy + Default + PartialEq>(&mut self, key: &str, n: N) -> N {
+        if n == N::default() {
+            self.bad::<()>(key, "must be at least 1");
+        }
+        n
+    }
+
     /// A duration setting, at most [`MAX_DURATION`]: longer ones are typos, and would panic the
     /// caches (moka refuses more than 1,000 years) or overflow `now + lifetime`.
     fn duration(&mut self, key: &str, raw: &str) -> Duration {
@@ -697,13 +705,6 @@ impl Validator {
             "none" => IdTokenHint::Discard,
             _ => self.bad("session.id_token_hint", "must be cookie, store or none"),
         };
-        if s.max_pending_logins == 0 {
-            self.bad::<()>("session.max_pending_logins", "must be at least 1");
-        }
-        if s.max_sessions == 0 {
-            // moka would evict every session as it is stored: logins would loop.
-            self.bad::<()>("session.max_sessions", "must be at least 1");
-        }
         let idle_timeout = self.positive_duration("session.idle_timeout", &s.idle_timeout);
         let lifetime = self.positive_duration("session.lifetime", &s.lifetime);
         let login_timeout = self.positive_duration("session.login_timeout", &s.login_timeout);
@@ -719,11 +720,13 @@ impl Validator {
                 same_site,
                 session_max_age: lifetime,
                 login_max_age: login_timeout,
-                max_pending_logins: s.max_pending_logins,
+                max_pending_logins: self
+                    .at_least_one("session.max_pending_logins", s.max_pending_logins),
             },
             idle_timeout,
             lifetime,
-            max_sessions: s.max_sessions,
+            // With none, moka would evict every session as it is stored: logins would loop.
+            max_sessions: self.at_least_one("session.max_sessions", s.max_sessions),
             login_timeout,
             id_token_hint,
         }
@@ -831,9 +834,6 @@ impl Validator {
             "always" => IntrospectionMode::Always,
             _ => self.bad("bearer.introspection", "must be off, opaque or always"),
         };
-        if b.max_token_bytes == 0 {
-            self.bad::<()>("bearer.max_token_bytes", "must be at least 1");
-        }
         let mut issuers = Vec::new();
         if b.trust_oidc_issuer {
             let algorithms = self.algorithms("bearer.oidc_algorithms", &b.oidc_algorithms, false);
@@ -924,7 +924,7 @@ impl Validator {
         }
         BearerSettings {
             enabled: b.enabled,
-            max_token_bytes: b.max_token_bytes,
+            max_token_bytes: self.at_least_one("bearer.max_token_bytes", b.max_token_bytes),
             leeway: self.duration("bearer.leeway", &b.leeway),
             require_exp: b.require_exp,
             cache_capacity: b.cache_capacity,
