@@ -13,7 +13,7 @@ use crate::identity::Identity;
 use crate::jwt::VerifiedToken;
 use crate::metrics::METRICS;
 use crate::secret::Secret;
-use crate::session::{cookie, Session, SessionId};
+use crate::session::{cookie, Session, SessionId, SessionStore};
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 
@@ -76,7 +76,8 @@ pub async fn authenticate(
             return Ok(Some(Authenticated::Bearer { verified, token }));
         }
     }
-    Ok(from_session_cookie(gw, config, req).await)
+    let cookie_name = &config.session.cookies.session_name;
+    Ok(from_session_cookie(gw.store.as_ref(), cookie_name, req).await)
 }
 
 /// The token of an `Authorization: Bearer` header (scheme case-insensitive), if any.
@@ -93,18 +94,19 @@ pub fn bearer_token(req: &RequestHeader) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The session this request's cookie names, if it is live. Garbage cookies are simply no session.
+/// The session this request's cookie (`cookie_name`) names, if it is live. Garbage cookies are
+/// simply no session. (Public for `benches/proxy.rs`.)
 pub async fn from_session_cookie(
-    gw: &Gateway,
-    config: &Config,
+    store: &dyn SessionStore,
+    cookie_name: &str,
     req: &RequestHeader,
 ) -> Option<Authenticated> {
-    let value = cookie::find(req, &config.session.cookies.session_name)?;
+    let value = cookie::find(req, cookie_name)?;
     let Some(id) = SessionId::decode(value) else {
         METRICS.auth_decision("session", false, "malformed_cookie");
         return None;
     };
-    match gw.store.get(&id.key()).await {
+    match store.get(&id.key()).await {
         Ok(Some(session)) => {
             METRICS.auth_decision("session", true, "ok");
             Some(Authenticated::Session(session))
