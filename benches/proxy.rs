@@ -5,8 +5,7 @@
 //! against a `MemoryStore` holding it (cookie scan, base64, SHA-256 of the id, the moka lookup).
 //!
 //! `upstream_request`: what `upstream_request_filter` does to every proxied request
-//! (`proxy::prepare_upstream_request`).
-//! The request is built as pingora's HTTP/1 parser builds the client's, with header maps sized
+//! (`proxy::prepare_upstream_request`). The request is built as pingora's HTTP/1 parser builds the client's, with header maps sized
 //! for exactly the headers the client sent; pingora's clone of it for the upstream has no more
 //! room (a cloned `Vec` holds its length). It is built outside the timed part. Cases, one
 //! criterion group:
