@@ -25,8 +25,7 @@ use authgate::proxy::prepare_upstream_request;
 use authgate::secret::Secret;
 use authgate::session::memory::MemoryStore;
 use authgate::session::{
-    session_claims, unix_now, EndReason, Session, SessionEndListener, SessionId, SessionStore,
-    SessionTokens,
+    session_claims, unix_now, Session, SessionId, SessionStore, SessionTokens,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pingora::http::RequestHeader;
@@ -34,24 +33,11 @@ use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
 
+mod common;
+use common::{Quiet, MINIMAL_CONFIG};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Every `[server]`, `[session]` and `[headers]` setting at its default.
-const MINIMAL_CONFIG: &str = r#"
-    [upstream]
-    url = "http://127.0.0.1:3000"
-    [oidc]
-    issuer = "https://id.example.test"
-    client_id = "bench"
-    client_secret = "bench-secret"
-    redirect_url = "https://app.example.test/oauth2/callback"
-"#;
-
-struct Quiet;
-impl SessionEndListener for Quiet {
-    fn session_ended(&self, _: &Session, _: EndReason) {}
-}
 
 /// A session like the load benchmark's (alice at the development provider), and its cookie.
 fn session() -> (Arc<Session>, String) {

@@ -16,21 +16,18 @@ use authgate::identity::Identity;
 use authgate::secret::Secret;
 use authgate::session::memory::MemoryStore;
 use authgate::session::{
-    session_claims, unix_now, EndReason, Session, SessionEndListener, SessionId, SessionKey,
-    SessionStore, SessionTokens,
+    session_claims, unix_now, Session, SessionId, SessionKey, SessionStore, SessionTokens,
 };
 use pingora::http::RequestHeader;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+use common::{Quiet, MINIMAL_CONFIG};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Quiet;
-impl SessionEndListener for Quiet {
-    fn session_ended(&self, _: &Session, _: EndReason) {}
-}
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -68,18 +65,6 @@ fn session(i: u64) -> Arc<Session> {
         expires_at: now + 12 * 3600,
     })
 }
-
-/// The settings a configuration cannot do without; every `[session]` and `[headers]` setting at
-/// its default (`max_sessions` is a million: the largest size measured fills the store).
-const MINIMAL_CONFIG: &str = r#"
-    [upstream]
-    url = "http://127.0.0.1:3000"
-    [oidc]
-    issuer = "https://id.example.test"
-    client_id = "bench"
-    client_secret = "bench-secret"
-    redirect_url = "https://app.example.test/oauth2/callback"
-"#;
 
 /// `ID_TOKEN_HINT=store`: sessions keep their ID token (by default the browser keeps it).
 fn id_token_in_store() -> bool {
