@@ -31,6 +31,9 @@
 #   1 nginx reverse proxy          2 authgate, public route       3 authgate, session cookie
 #   4 authgate, RS256 JWT (cached) 5 authgate, fresh RS256 JWT per request (full verify)
 #   6 authgate, unauthenticated browser request (302 to login)
+#   7 authgate, public route carrying case 4's Authorization header: the token's bytes without
+#     any authentication, so that case 4 against case 7 is the cached check alone (not in the
+#     default order: CASES="2 7 4 2")
 # Per case and round: requests/s, p50/p99/p99.9 latency, errors, CPU time per request of the
 # server processes (from /proc), RSS. The summary gives medians over rounds and ratios to
 # cases 2 and 1. Raw lines go to target/bench-load/results.jsonl.
@@ -199,7 +202,7 @@ if [ "$MODE" = profile ]; then
   send() { # case, count
     local c=$1 n=$2 url header=() i
     case $c in
-      2) url="http://127.0.0.1:$P_GW/public/data" ;;
+      2|7) url="http://127.0.0.1:$P_GW/public/data" ;;
       *) url="http://127.0.0.1:$P_GW/data" ;;
     esac
     {
@@ -210,7 +213,7 @@ if [ "$MODE" = profile ]; then
         echo 'write-out = "%{http_code}\\n"'          # per URL: --next resets it
         case $c in
           3) echo "header = \"Cookie: $COOKIE\"" ;;
-          4) echo "header = \"Authorization: Bearer $ONE\"" ;;
+          4|7) echo "header = \"Authorization: Bearer $ONE\"" ;;
           5) echo "header = \"Authorization: Bearer $(sed -n "$((i % POOL + 1))p" "$WORK/pool.txt")\"" ;;
           6) echo 'header = "Accept: text/html"' ;;
         esac
@@ -219,7 +222,7 @@ if [ "$MODE" = profile ]; then
     curl -s --config "$WORK/curl-$c.cfg" | sort | uniq -c | sed "s/^/  case $c answers: /" >&2
   }
   echo "case,instructions,requests,instructions_per_request" >"$OUT/profile/per-case.csv"
-  for c in 2 3 4 5 6; do
+  for c in 2 3 4 5 6 7; do
     send "$c" 50                                   # warm-up, not counted
     callgrind_control -z "$GW_PID" >/dev/null
     send "$c" "$REQUESTS"
@@ -248,7 +251,7 @@ rss_kb() {
 case_url() {
   case $1 in
     1) echo "http://127.0.0.1:$P_NGX/data" ;;
-    2) echo "http://127.0.0.1:$P_GW/public/data" ;;
+    2|7) echo "http://127.0.0.1:$P_GW/public/data" ;;
     3|4|6) echo "http://127.0.0.1:$P_GW/data" ;;
     5) echo "http://127.0.0.1:$P_GW5/data" ;;
   esac
@@ -260,7 +263,7 @@ run_case() { # case, round, duration
   url=$(case_url "$c"); pid=$(case_pid "$c")
   case $c in
     3) args=(-H "Cookie: $COOKIE") ;;
-    4) args=(-H "Authorization: Bearer $ONE") ;;
+    4|7) args=(-H "Authorization: Bearer $ONE") ;;
     6) args=(-H "Accept: text/html") ;;
   esac
   local script=plain.lua
@@ -279,6 +282,7 @@ check() { local got; got=$(curl -s -o /dev/null -w '%{http_code}' "$@"); echo "$
   && [ "$(check -H "Authorization: Bearer $ONE" "$(case_url 4)")" = 200 ] \
   && [ "$(check -H "Authorization: Bearer $(sed -n 2p "$WORK/pool.txt")" "$(case_url 5)")" = 200 ] \
   && [ "$(check -H 'Accept: text/html' "$(case_url 6)")" = 302 ] \
+  && [ "$(check -H "Authorization: Bearer $ONE" "$(case_url 7)")" = 200 ] \
   || { echo "a case does not answer as expected" >&2; exit 1; }
 
 if [ "$MODE" = perf ]; then

@@ -16,6 +16,7 @@ NAMES = {
     4: "authgate, RS256 JWT, cache hit",
     5: "authgate, fresh RS256 JWT (full verify)",
     6: "authgate, unauthenticated browser (302)",
+    7: "authgate, public route with case 4's token header",
 }
 
 
