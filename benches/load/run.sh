@@ -177,6 +177,7 @@ if [ "$MODE" = profile ]; then
   # One instance for every case; a one-entry token cache makes case 5's tokens misses while
   # case 4's single token stays cached.
   gateway_conf "$P_GW" "$P_ADM" 1 >"$WORK/gw.toml"
+  P_GW5=$P_GW                                      # case 5's URL names this instance too
   mkdir -p "$OUT/profile"
   valgrind --tool=callgrind --callgrind-out-file="$OUT/profile/callgrind.out" \
     target/profiling/authgate -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
@@ -196,27 +197,39 @@ done
 COOKIE=$(cd tests/support && node "$ROOT/benches/load/tokens.mjs" login "http://127.0.0.1:$P_GW" alice)
 ONE=$(head -1 "$WORK/one.txt")
 
+# What each case requests: its URL, and the one header it adds (none for cases 1 and 2). Case 5's
+# token is the pool's n-th (n, the second argument, defaults to 1).
+case_url() {
+  case $1 in
+    1) echo "http://127.0.0.1:$P_NGX/data" ;;
+    2|7) echo "http://127.0.0.1:$P_GW/public/data" ;;
+    3|4|6) echo "http://127.0.0.1:$P_GW/data" ;;
+    5) echo "http://127.0.0.1:$P_GW5/data" ;;
+  esac
+}
+case_header() {
+  case $1 in
+    3) echo "Cookie: $COOKIE" ;;
+    4|7) echo "Authorization: Bearer $ONE" ;;
+    5) echo "Authorization: Bearer $(sed -n "${2:-1}p" "$WORK/pool.txt")" ;;
+    6) echo "Accept: text/html" ;;
+  esac
+}
+
 # --- measurement ------------------------------------------------------------------------------
 if [ "$MODE" = profile ]; then
   # REQUESTS requests of one case over one keep-alive connection (one curl process).
   send() { # case, count
-    local c=$1 n=$2 url header=() i
-    case $c in
-      2|7) url="http://127.0.0.1:$P_GW/public/data" ;;
-      *) url="http://127.0.0.1:$P_GW/data" ;;
-    esac
+    local c=$1 n=$2 url header i
+    url=$(case_url "$c"); header=$(case_header "$c")
     {
       for i in $(seq 1 "$n"); do
         [ "$i" = 1 ] || echo next                  # curl options accumulate across URLs otherwise
         echo "url = \"$url\""
         echo 'output = "/dev/null"'
         echo 'write-out = "%{http_code}\\n"'          # per URL: --next resets it
-        case $c in
-          3) echo "header = \"Cookie: $COOKIE\"" ;;
-          4|7) echo "header = \"Authorization: Bearer $ONE\"" ;;
-          5) echo "header = \"Authorization: Bearer $(sed -n "$((i % POOL + 1))p" "$WORK/pool.txt")\"" ;;
-          6) echo 'header = "Accept: text/html"' ;;
-        esac
+        [ "$c" != 5 ] || header=$(case_header 5 $((i % POOL + 1)))
+        [ -z "$header" ] || echo "header = \"$header\""
       done
     } >"$WORK/curl-$c.cfg"
     curl -s --config "$WORK/curl-$c.cfg" | sort | uniq -c | sed "s/^/  case $c answers: /" >&2
@@ -248,24 +261,14 @@ rss_kb() {
   echo "$total"
 }
 
-case_url() {
-  case $1 in
-    1) echo "http://127.0.0.1:$P_NGX/data" ;;
-    2|7) echo "http://127.0.0.1:$P_GW/public/data" ;;
-    3|4|6) echo "http://127.0.0.1:$P_GW/data" ;;
-    5) echo "http://127.0.0.1:$P_GW5/data" ;;
-  esac
-}
 case_pid() { case $1 in 1) echo "$NGX_PID" ;; 5) echo "$GW5_PID" ;; *) echo "$GW_PID" ;; esac; }
 
 run_case() { # case, round, duration
   local c=$1 url pid args=() before after line
   url=$(case_url "$c"); pid=$(case_pid "$c")
-  case $c in
-    3) args=(-H "Cookie: $COOKIE") ;;
-    4|7) args=(-H "Authorization: Bearer $ONE") ;;
-    6) args=(-H "Accept: text/html") ;;
-  esac
+  # Case 5's token comes from pool.lua, a different one on every request.
+  local header; header=$(case_header "$c")
+  [ "$c" = 5 ] || [ -z "$header" ] || args=(-H "$header")
   local script=plain.lua
   [ "$c" = 5 ] && script=pool.lua
   before=$(cpu_ticks "$pid")
@@ -276,14 +279,14 @@ run_case() { # case, round, duration
 }
 
 # Sanity: each case answers as it should before anything is measured.
-check() { local got; got=$(curl -s -o /dev/null -w '%{http_code}' "$@"); echo "$got"; }
-[ "$(check "$(case_url 1)")" = 200 ] && [ "$(check "$(case_url 2)")" = 200 ] \
-  && [ "$(check -H "Cookie: $COOKIE" "$(case_url 3)")" = 200 ] \
-  && [ "$(check -H "Authorization: Bearer $ONE" "$(case_url 4)")" = 200 ] \
-  && [ "$(check -H "Authorization: Bearer $(sed -n 2p "$WORK/pool.txt")" "$(case_url 5)")" = 200 ] \
-  && [ "$(check -H 'Accept: text/html' "$(case_url 6)")" = 302 ] \
-  && [ "$(check -H "Authorization: Bearer $ONE" "$(case_url 7)")" = 200 ] \
-  || { echo "a case does not answer as expected" >&2; exit 1; }
+check() { # case, expected status
+  local header args=() got
+  header=$(case_header "$1" 2); [ -z "$header" ] || args=(-H "$header")
+  got=$(curl -s -o /dev/null -w '%{http_code}' "${args[@]}" "$(case_url "$1")")
+  [ "$got" = "$2" ] || { echo "case $1 answered $got, not $2" >&2; exit 1; }
+}
+for c in 1 2 3 4 5 7; do check "$c" 200; done
+check 6 302
 
 if [ "$MODE" = perf ]; then
   # One sampled run per authgate case, after a warm-up; wrk as in the load runs.
