@@ -201,7 +201,13 @@ impl Bearer {
             .map(|i| TrustedIssuer {
                 issuer: i.issuer.clone(),
                 audiences: i.audiences.clone(),
-                algorithms: i.algorithms.clone(),
+                validations: TrustedIssuer::validations(
+                    &i.issuer,
+                    &i.audiences,
+                    &i.algorithms,
+                    settings.leeway,
+                    settings.require_exp,
+                ),
                 subject_claim: i.subject_claim.clone(),
                 static_keys: i.static_keys.clone(),
                 remote: i.jwks.as_ref().map(|source| {
@@ -223,7 +229,6 @@ impl Bearer {
                 }),
                 jwks_source: i.jwks.clone(),
                 leeway: settings.leeway,
-                require_exp: settings.require_exp,
             })
             .collect();
         BearerRules {

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -88,7 +89,9 @@ pub struct TrustedIssuer {
     pub issuer: String,
     /// Accepted audiences; empty means a token must carry no `aud`.
     pub audiences: Vec<String>,
-    pub algorithms: Vec<Algorithm>,
+    /// The allowed algorithms, each with the checks jsonwebtoken makes for it
+    /// ([`TrustedIssuer::validations`]).
+    pub validations: Vec<(Algorithm, Validation)>,
     pub subject_claim: String,
     /// Keys from files and secrets.
     pub static_keys: KeySet,
@@ -97,34 +100,48 @@ pub struct TrustedIssuer {
     /// Where `remote` comes from (kept across reloads when unchanged).
     pub jwks_source: Option<crate::config::JwksSource>,
     pub leeway: Duration,
-    pub require_exp: bool,
 }
 
 impl TrustedIssuer {
-    fn validation(&self, alg: Algorithm) -> Validation {
-        let mut v = Validation::new(alg);
-        v.leeway = self.leeway.as_secs();
-        v.validate_nbf = true;
-        v.set_issuer(&[&self.issuer]);
-        if self.audiences.is_empty() {
-            v.aud = None;
-        } else {
-            v.set_audience(&self.audiences);
-        }
-        let required: &[&str] = if self.require_exp {
+    /// What jsonwebtoken checks for each of `algorithms`: `exp` and `nbf` with the leeway, `iss`,
+    /// `aud`, the required claims. Built once per configuration, not per token: a `Validation`
+    /// holds three hash sets, and one key verifies one algorithm, so each gets its own.
+    pub fn validations(
+        issuer: &str,
+        audiences: &[String],
+        algorithms: &[Algorithm],
+        leeway: Duration,
+        require_exp: bool,
+    ) -> Vec<(Algorithm, Validation)> {
+        let required: &[&str] = if require_exp {
             &["exp", "iss"]
         } else {
             &["iss"]
         };
-        v.set_required_spec_claims(required);
-        v
+        algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.leeway = leeway.as_secs();
+                v.validate_nbf = true;
+                v.set_issuer(&[issuer]);
+                if audiences.is_empty() {
+                    v.aud = None;
+                } else {
+                    v.set_audience(audiences);
+                }
+                v.set_required_spec_claims(required);
+                (alg, v)
+            })
+            .collect()
     }
 
     /// Verify `token` (already parsed, its `iss` equal to this issuer's).
     pub async fn verify(&self, token: &ParsedToken<'_>) -> Result<VerifiedToken, BearerError> {
-        if !self.algorithms.contains(&token.alg) {
+        let Some((_, validation)) = self.validations.iter().find(|(alg, _)| *alg == token.alg)
+        else {
             return Err(BearerError::AlgorithmNotAllowed);
-        }
+        };
         let kid = token.header.kid.as_deref();
         let mut remote_keys = self.remote.as_ref().map(|r| r.keys());
         if self
@@ -141,10 +158,10 @@ impl TrustedIssuer {
         if keys.is_empty() {
             return Err(BearerError::UnknownKey);
         }
-        let validation = self.validation(token.alg);
         let mut last = BearerError::BadSignature;
         for key in keys {
-            match jsonwebtoken::decode::<Map<String, Value>>(token.raw, &key.key, &validation) {
+            // The claims were parsed once already (`parse`); jsonwebtoken only checks them.
+            match jsonwebtoken::decode::<IgnoredAny>(token.raw, &key.key, validation) {
                 Ok(_) => return self.accept(token),
                 Err(e) => {
                     last = map_jwt_error(e.kind());
