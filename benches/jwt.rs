@@ -7,6 +7,12 @@
 //!   selection, signature, claims) on the same token;
 //! - `cached_hit`: `Bearer::verify` on a token already verified (hash + cache lookup).
 //!
+//! And `token_hash`: the cache key of the RS256 token, SHA-256 as the gateway computes it
+//! (`sha2`, which uses the CPU's SHA extensions when it has them), next to the two other
+//! cryptographic hashes at hand: aws-lc-rs's SHA-256 (the crypto backend's assembly) and BLAKE3,
+//! keyed. The bearer-token issue asks for a cryptographic hash of the whole token, so the hit
+//! path can be no cheaper than the fastest of these.
+//!
 //! Run: `cargo bench --bench jwt` (results in BENCHMARKS.md).
 
 use authgate::config::Config;
@@ -166,6 +172,22 @@ trust_oidc_issuer = false
         });
         group.finish();
     }
+
+    let rs256 = &cases[0].token;
+    let mut group = c.benchmark_group(format!("token_hash/{}_bytes", rs256.len()));
+    group.bench_function("sha2_sha256", |b| {
+        b.iter(|| authgate::jwt::cache::token_hash(black_box(rs256)))
+    });
+    group.bench_function("aws_lc_sha256", |b| {
+        b.iter(|| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(rs256.as_bytes()))
+        })
+    });
+    let key = [7u8; 32];
+    group.bench_function("blake3_keyed", |b| {
+        b.iter(|| blake3::keyed_hash(&key, black_box(rs256.as_bytes())))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_verify);

@@ -289,9 +289,9 @@ for c in 1 2 3 4 5 7; do check "$c" 200; done
 check 6 302
 
 if [ "$MODE" = perf ]; then
-  # One sampled run per authgate case, after a warm-up; wrk as in the load runs.
+  # One sampled run per authgate case named in CASES, after a warm-up; wrk as in the load runs.
   mkdir -p "$OUT/perf"
-  for c in 2 3 4 5 6; do
+  for c in $(tr ' ' '\n' <<<"$CASES" | grep -vx 1 | sort -un); do
     run_case "$c" 0 2 >/dev/null
     # The server's CPU, system-wide (attaching to a pid gives no samples in some VMs), then the
     # gateway's worker threads' samples (shares of all samples on that CPU).
