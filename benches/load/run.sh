@@ -13,9 +13,10 @@
 # and the functions that cost the most, into target/bench-load/profile/.
 #
 # MODE=perf samples the gateway (profiling build) with `perf record -e cpu-clock` while wrk loads
-# each authgate case for DURATION seconds, and reports per case the share of time in the kernel,
-# in authgate's own code and in the rest (pingora, tokio, allocator), plus the top symbols, into
-# target/bench-load/perf/. Unlike callgrind it sees the kernel and the CPU's SHA extensions.
+# each authgate case named in CASES for DURATION seconds, and reports per case the share of time
+# in the kernel, in authgate's own code and in the rest (pingora, tokio, allocator), plus the top
+# symbols, into target/bench-load/perf/. Unlike callgrind it sees the kernel and the CPU's SHA
+# extensions.
 #
 # Installs what is missing (wrk, nginx, cmake, the npm packages), builds authgate in release
 # mode, then starts on 127.0.0.1:
