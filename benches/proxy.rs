@@ -11,10 +11,10 @@
 //! to that length: a cache hit checks no signature, so only the length matters.
 //!
 //! `upstream_request`: what `upstream_request_filter` does to every proxied request
-//! (`proxy::prepare_upstream_request`). The request is built as pingora's HTTP/1 parser builds the client's, with header maps sized
-//! for exactly the headers the client sent; pingora's clone of it for the upstream has no more
-//! room (a cloned `Vec` holds its length). It is built outside the timed part. Cases, one
-//! criterion group:
+//! (`proxy::prepare_upstream_request`). The request is built as pingora's HTTP/1 parser builds
+//! the client's, with header maps sized for exactly the headers the client sent; pingora's clone
+//! of it for the upstream has no more room (a cloned `Vec` holds its length). It is built outside
+//! the timed part. Cases, one criterion group:
 //! - `public_route`: no identity (load case 2): strip forged headers, strip the gateway's cookie,
 //!   set the request id;
 //! - `session`: the same plus a session's four identity headers (load case 3);
