@@ -322,6 +322,12 @@ scopes = ["admin"]
             sign(&rsa, None, &with("aud", json!("other-api"))),
             "audience",
         ),
+        ("missing aud", sign(&rsa, None, &without("aud")), "audience"),
+        (
+            "aud neither a string nor strings",
+            sign(&rsa, None, &with("aud", json!(["other-api", 7]))),
+            "audience",
+        ),
         (
             "aud when none configured",
             sign(&rsa, None, &claims("https://noaud.test")),

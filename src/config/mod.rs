@@ -529,6 +529,15 @@ impl Validator {
         }
     }
 
+    /// A clock-skew allowance, at most [`MAX_LEEWAY`]: more is no longer skew but a longer token
+    /// life, and jsonwebtoken subtracts it from the current time.
+    fn leeway(&mut self, key: &str, raw: &str) -> Duration {
+        match self.bounded_duration(key, raw) {
+            Some(d) if d > MAX_LEEWAY => self.bad(key, &format!("{raw:?} is more than 10 minutes")),
+            d => d.unwrap_or_default(),
+        }
+    }
+
     /// The duration `raw` spells, or `None` with the problem recorded.
     fn bounded_duration(&mut self, key: &str, raw: &str) -> Option<Duration> {
         match humantime::parse_duration(raw) {
@@ -653,7 +662,7 @@ impl Validator {
             auth_method,
             response_mode,
             use_userinfo: o.use_userinfo,
-            leeway: self.duration("oidc.leeway", &o.leeway),
+            leeway: self.leeway("oidc.leeway", &o.leeway),
             refresh_interval: self.positive_duration("oidc.refresh_interval", &o.refresh_interval),
             retry_max_backoff: self.duration("oidc.retry_max_backoff", &o.retry_max_backoff),
             connect_timeout: self.positive_duration("oidc.connect_timeout", &o.connect_timeout),
@@ -763,6 +772,8 @@ const MIN_COOKIE_HEADER_BYTES: usize = 4096;
 
 /// The longest duration any setting accepts.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The largest `oidc.leeway` and `bearer.leeway`.
+const MAX_LEEWAY: Duration = Duration::from_secs(600);
 
 /// The algorithms accepted when an issuer does not list its own: the asymmetric families.
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
@@ -925,7 +936,7 @@ impl Validator {
         BearerSettings {
             enabled: b.enabled,
             max_token_bytes: self.at_least_one("bearer.max_token_bytes", b.max_token_bytes),
-            leeway: self.duration("bearer.leeway", &b.leeway),
+            leeway: self.leeway("bearer.leeway", &b.leeway),
             require_exp: b.require_exp,
             cache_capacity: b.cache_capacity,
             cache_max_ttl: self.duration("bearer.cache_max_ttl", &b.cache_max_ttl),
@@ -1198,6 +1209,16 @@ mod tests {
             );
         }
         assert_eq!(errs.len(), 6, "a zero leeway is fine: {errs:#?}");
+    }
+
+    #[test]
+    fn leeways_are_clock_skew_not_token_life() {
+        let errs = errors_of(&format!(
+            "{MINIMAL}leeway = \"11m\"\n[bearer]\nleeway = \"10m\"\n"
+        ));
+        assert_eq!(errs, ["oidc.leeway: \"11m\" is more than 10 minutes"]);
+        let errs = errors_of(&format!("{MINIMAL}[bearer]\nleeway = \"99years\"\n"));
+        assert_eq!(errs, ["bearer.leeway: \"99years\" is more than 10 minutes"]);
     }
 
     #[test]

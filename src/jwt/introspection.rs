@@ -5,7 +5,8 @@
 //! cached until the token's `exp`, at most `bearer.introspection_cache_max`; an inactive one is
 //! remembered for `bearer.introspection_negative_ttl`, so a replayed dead token costs no call.
 
-use super::cache::{token_hash, TokenCache, TokenHash};
+use super::cache::TokenHash;
+use super::verifier::numeric_date;
 use super::{BearerError, VerifiedToken};
 use crate::config::OidcSettings;
 use crate::http_client::send_to_idp;
@@ -46,24 +47,22 @@ impl Introspector {
         }
     }
 
-    /// Introspect `token` (not found in `cache`), caching the answer either way.
+    /// Introspect `token` (its hash `hash`, not in the verified-token cache). An inactive answer
+    /// is remembered here; an active one is the caller's to cache.
     pub async fn introspect(
         &self,
         token: &str,
-        cache: &TokenCache,
+        hash: &TokenHash,
     ) -> Result<Arc<VerifiedToken>, BearerError> {
-        let hash = token_hash(token);
-        if self.inactive.contains_key(&hash) {
+        if self.inactive.contains_key(hash) {
             return Err(BearerError::Inactive);
         }
         let answer = self.call(token).await?;
         if answer.get("active").and_then(Value::as_bool) != Some(true) {
-            self.inactive.insert(hash, ());
+            self.inactive.insert(*hash, ());
             return Err(BearerError::Inactive);
         }
-        let verified = Arc::new(verified_from(answer, self.max_ttl)?);
-        cache.insert(hash, verified.clone());
-        Ok(verified)
+        Ok(Arc::new(verified_from(answer, self.max_ttl)?))
     }
 
     async fn call(&self, token: &str) -> Result<Map<String, Value>, BearerError> {
@@ -111,7 +110,7 @@ fn verified_from(
     let expires_at = Some(
         answer
             .get("exp")
-            .and_then(Value::as_u64)
+            .and_then(numeric_date)
             .map_or(cap, |e| e.min(cap)),
     );
     if expires_at.is_some_and(|e| e <= now) {

@@ -123,10 +123,12 @@ impl KeySet {
             // Symmetric keys are configured as secrets, never taken from a published JWKS.
             _ => return None,
         };
-        let alg = jwk
-            .common
-            .key_algorithm
-            .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        // A key published for something else (`"alg": "RSA-OAEP"`, or a value jsonwebtoken does
+        // not know) is no signing key: skipped, never left unrestricted.
+        let alg = match jwk.common.key_algorithm {
+            Some(a) => Some(a.to_string().parse::<Algorithm>().ok()?),
+            None => None,
+        };
         Some(VerifyKey {
             kid: jwk.common.key_id.clone(),
             alg,
@@ -230,7 +232,13 @@ impl RemoteJwks {
             .bytes()
             .await
             .map_err(|e| format!("reading {url}: {e}"))?;
-        KeySet::from_jwks(&body).map_err(|e| format!("{url}: {e}"))
+        let set = KeySet::from_jwks(&body).map_err(|e| format!("{url}: {e}"))?;
+        if set.keys.is_empty() {
+            // An empty or all-garbage answer would refuse every token: a failed refresh, so the
+            // previous keys stay.
+            return Err(format!("{url} has no usable signing key"));
+        }
+        Ok(set)
     }
 
     /// A token names `kid`, unknown here: refetch unless another caller just did or the rate
@@ -280,6 +288,53 @@ mod tests {
         assert!(set.candidates(Some("nope"), Algorithm::RS256).is_empty());
         assert!(KeySet::from_jwks(b"garbage").is_err());
         assert!(KeySet::from_jwks(b"{\"keys\":{}}").is_err());
+        // A key published for encryption by its `alg` alone (no `use`) is no signing key, and
+        // never a key for any RS/PS algorithm.
+        let oaep = JWKS.replace(r#""alg":"RS256","use":"sig","#, r#""alg":"RSA-OAEP","#);
+        assert!(KeySet::from_jwks(oaep.as_bytes()).unwrap().keys.is_empty());
+    }
+
+    /// Answers every connection with `body` (a JWKS endpoint gone wrong), on loopback.
+    fn serve(body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0; 4096]);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_jwks_without_usable_keys_keeps_the_previous_ones() {
+        let good = RemoteJwks::new(
+            JwksLocation::Fixed(serve(JWKS)),
+            reqwest::Client::new(),
+            Duration::ZERO,
+        );
+        assert_eq!(good.refresh().await, Ok(Some(1)));
+        for broken in [
+            r#"{"keys":[]}"#,
+            r#"{"keys":[{"kty":"XYZ"},{"kty":"oct","k":"AA"}]}"#,
+        ] {
+            let jwks = RemoteJwks::new(
+                JwksLocation::Fixed(serve(broken)),
+                reqwest::Client::new(),
+                Duration::ZERO,
+            );
+            jwks.keys.store(good.keys());
+            let err = jwks.refresh().await.unwrap_err();
+            assert!(err.contains("no usable signing key"), "{err}");
+            assert!(jwks.keys().has_kid("r1"), "the previous keys stay");
+        }
     }
 
     #[test]

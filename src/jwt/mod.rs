@@ -26,9 +26,9 @@ use keys::{JwksLocation, RemoteJwks};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use verifier::TrustedIssuer;
+use verifier::{numeric_date, TrustedIssuer};
 
 /// How long a revoked opaque token stays on the deny-list (it has no `exp` to read).
 const REVOKED_OPAQUE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -135,6 +135,8 @@ impl BearerError {
 struct BearerRules {
     enabled: bool,
     max_token_bytes: usize,
+    /// Clock skew allowed on `exp`, `nbf` and `iat` (`bearer.leeway`).
+    leeway: Duration,
     mode: IntrospectionMode,
     issuers: Vec<TrustedIssuer>,
     introspector: Introspector,
@@ -153,6 +155,12 @@ pub struct Bearer {
     /// Hashes of tokens revoked by a logout, until their `exp`: a revoked JWT's signature is
     /// still valid, so without this it would verify again.
     revoked: moka::sync::Cache<cache::TokenHash, Option<u64>>,
+    /// Orders the three things that decide what the cache may hold: a verification entering it,
+    /// a revocation, a reload. Without it a token revoked (or rules replaced) while its
+    /// verification was in flight would be cached afterwards and served from the cache, which
+    /// is looked at before the deny-list. Taken only after a signature check or an
+    /// introspection call, and by logout and reload; never on a cache hit.
+    admission: Mutex<()>,
 }
 
 impl Bearer {
@@ -176,14 +184,19 @@ impl Bearer {
                     max_ttl: REVOKED_OPAQUE_TTL.max(settings.cache_max_ttl),
                 })
                 .build(),
+            admission: Mutex::new(()),
         }
     }
 
     /// Apply a new configuration (SIGHUP). Remote key sets of unchanged issuers are kept, with
     /// their keys; the verified-token cache is emptied.
     pub fn reconfigure(&self, settings: &BearerSettings, oidc: &OidcSettings) {
-        let old = self.rules.load();
+        let old = self.rules.load_full();
         let rules = Self::rules(settings, oidc, &self.provider, &self.http, &old.issuers);
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.rules.store(Arc::new(rules));
         self.cache.clear();
     }
@@ -234,6 +247,7 @@ impl Bearer {
         BearerRules {
             enabled: settings.enabled,
             max_token_bytes: settings.max_token_bytes,
+            leeway: settings.leeway,
             mode: settings.introspection,
             issuers,
             introspector: Introspector::new(
@@ -281,33 +295,58 @@ impl Bearer {
         if self.revoked.contains_key(&hash) {
             return (JWT, Err(BearerError::Revoked));
         }
+        // The rules this verification is judged by, held across its awaits.
+        let rules = arc_swap::Guard::into_inner(rules);
         let is_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
-        match (rules.mode, is_jwt) {
+        let (method, verified) = match (rules.mode, is_jwt) {
             (IntrospectionMode::Always, _) | (IntrospectionMode::Opaque, false) => (
                 INTROSPECTION,
-                rules.introspector.introspect(token, &self.cache).await,
+                rules.introspector.introspect(token, &hash).await,
             ),
-            (IntrospectionMode::Off, false) => (JWT, Err(BearerError::Malformed("not a JWT"))),
-            _ => match self.verify_jwt(token).await {
-                Ok(verified) => {
-                    let verified = Arc::new(verified);
-                    self.cache.insert(hash, verified.clone());
-                    (JWT, Ok(verified))
-                }
-                Err(e) => (JWT, Err(e)),
-            },
+            (IntrospectionMode::Off, false) => {
+                return (JWT, Err(BearerError::Malformed("not a JWT")))
+            }
+            _ => (JWT, Self::verify_jwt_by(&rules, token).await.map(Arc::new)),
+        };
+        (
+            method,
+            verified.and_then(|v| self.remember(&rules, hash, v)),
+        )
+    }
+
+    /// Cache a verification made under `rules`, unless the token was revoked meanwhile (then it
+    /// is refused) or the rules were replaced (then it is answered but not cached).
+    fn remember(
+        &self,
+        rules: &Arc<BearerRules>,
+        hash: cache::TokenHash,
+        verified: Arc<VerifiedToken>,
+    ) -> Result<Arc<VerifiedToken>, BearerError> {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.revoked.contains_key(&hash) {
+            return Err(BearerError::Revoked);
         }
+        if Arc::ptr_eq(rules, &self.rules.load()) {
+            self.cache.insert(hash, verified.clone());
+        }
+        Ok(verified)
     }
 
     /// Verify a JWT locally, without the cache: parse, pick the issuer by `iss`, check.
     pub async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, BearerError> {
+        Self::verify_jwt_by(&self.rules.load_full(), token).await
+    }
+
+    async fn verify_jwt_by(rules: &BearerRules, token: &str) -> Result<VerifiedToken, BearerError> {
         let parsed = verifier::parse(token)?;
         let iss = parsed
             .claims
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(BearerError::UnknownIssuer)?;
-        let rules = self.rules.load();
         let issuer = rules
             .issuers
             .iter()
@@ -317,12 +356,19 @@ impl Bearer {
     }
 
     /// Stop accepting `token` (a logout revoked it): out of the cache, and refused until its
-    /// `exp` (a JWT's, read without verification: revoking a forged token harms nothing).
+    /// `exp` plus the leeway, the last second verification would accept it (a JWT's `exp`, read
+    /// without verification: revoking a forged token harms nothing).
     pub fn revoke(&self, token: &str) {
-        let exp = verifier::parse(token)
+        let leeway = self.rules.load().leeway.as_secs();
+        let refuse_until = verifier::parse(token)
             .ok()
-            .and_then(|t| t.claims.get("exp").and_then(Value::as_u64));
-        self.revoked.insert(token_hash(token), exp);
+            .and_then(|t| t.claims.get("exp").and_then(numeric_date))
+            .map(|exp| exp.saturating_add(leeway).saturating_add(1));
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.revoked.insert(token_hash(token), refuse_until);
         self.cache.invalidate(token);
     }
 
@@ -383,6 +429,137 @@ impl BackgroundService for JwksRefresher {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+    fn config(leeway: &str) -> crate::config::Config {
+        crate::config::Config::from_toml(&format!(
+            r#"
+            [upstream]
+            url = "http://127.0.0.1:3000"
+            [oidc]
+            issuer = "https://id.example.test"
+            client_id = "unit"
+            client_secret = "unit-secret"
+            redirect_url = "https://app.example.test/oauth2/callback"
+            [bearer]
+            leeway = "{leeway}"
+            trust_oidc_issuer = false
+            [[bearer.issuers]]
+            issuer = "https://hs.test"
+            audiences = ["api"]
+            hmac_secret = "{SECRET}"
+            hmac_algorithm = "HS256"
+            "#
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn bearer(config: &crate::config::Config) -> Bearer {
+        let http = reqwest::Client::new();
+        let provider = Arc::new(Provider::new(config.oidc.clone(), http.clone()));
+        Bearer::new(&config.bearer, &config.oidc, provider, http)
+    }
+
+    fn token(claims: Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        jsonwebtoken::encode(&Default::default(), &claims, &key).unwrap()
+    }
+
+    fn claims() -> Value {
+        json!({"iss": "https://hs.test", "sub": "svc", "aud": "api", "exp": unix_now() + 600})
+    }
+
+    fn verify(bearer: &Bearer, token: &str) -> Result<Arc<VerifiedToken>, BearerError> {
+        futures::executor::block_on(bearer.verify(token))
+    }
+
+    use crate::session::unix_now;
+
+    #[test]
+    fn an_issuer_with_audiences_requires_a_readable_aud() {
+        let bearer = bearer(&config("0s"));
+        assert!(verify(&bearer, &token(claims())).is_ok());
+        let mut listed = claims();
+        listed["aud"] = json!(["other", "api"]);
+        assert!(verify(&bearer, &token(listed)).is_ok());
+        // jsonwebtoken alone lets each of these through: it checks only an `aud` it can read.
+        let mut missing = claims();
+        missing.as_object_mut().unwrap().remove("aud");
+        let mut cases = vec![missing];
+        for aud in [
+            json!(5),
+            json!(["other", 1]),
+            json!({"api": true}),
+            json!(null),
+        ] {
+            let mut c = claims();
+            c["aud"] = aud;
+            cases.push(c);
+        }
+        for c in cases {
+            assert_eq!(
+                verify(&bearer, &token(c.clone())).err(),
+                Some(BearerError::WrongAudience),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn fractional_dates_are_read_as_the_library_reads_them() {
+        let bearer = bearer(&config("0s"));
+        let exp = unix_now() + 600;
+        let mut c = claims();
+        c["exp"] = json!(exp as f64 + 0.25);
+        c["iat"] = json!(unix_now() as f64 - 0.5);
+        let verified = verify(&bearer, &token(c)).unwrap();
+        // Before, a fractional exp was no exp: the entry lived for cache_max_ttl.
+        assert_eq!(verified.expires_at, Some(exp));
+        assert_eq!(numeric_date(&json!(-1.0)), None);
+        assert_eq!(numeric_date(&json!(f64::MAX)), None);
+        assert_eq!(numeric_date(&json!("1")), None);
+    }
+
+    #[test]
+    fn a_revocation_during_a_verification_wins() {
+        let bearer = bearer(&config("60s"));
+        let token = token(claims());
+        let hash = token_hash(&token);
+        // The verification finished before the logout, and enters the cache after it.
+        let rules = bearer.rules.load_full();
+        let verified = Arc::new(futures::executor::block_on(bearer.verify_jwt(&token)).unwrap());
+        bearer.revoke(&token);
+        assert_eq!(
+            bearer.remember(&rules, hash, verified.clone()).err(),
+            Some(BearerError::Revoked)
+        );
+        assert!(bearer.cache.get_hashed(&hash).is_none());
+        assert_eq!(verify(&bearer, &token).err(), Some(BearerError::Revoked));
+        // Refused until exp plus the leeway: jsonwebtoken accepts it that long.
+        let exp = claims()["exp"].as_u64().unwrap();
+        let until = bearer.revoked.get(&hash).flatten().unwrap();
+        assert!(
+            (exp + 61..=exp + 62).contains(&until),
+            "{until} for exp {exp}"
+        );
+    }
+
+    #[test]
+    fn a_verification_under_replaced_rules_is_not_cached() {
+        let config = config("0s");
+        let bearer = bearer(&config);
+        let token = token(claims());
+        let hash = token_hash(&token);
+        let rules = bearer.rules.load_full();
+        let verified = Arc::new(futures::executor::block_on(bearer.verify_jwt(&token)).unwrap());
+        bearer.reconfigure(&config.bearer, &config.oidc);
+        assert!(bearer.remember(&rules, hash, verified).is_ok());
+        assert!(bearer.cache.get_hashed(&hash).is_none());
+        // Verified again under the new rules, it is cached.
+        assert!(verify(&bearer, &token).is_ok());
+        assert!(bearer.cache.get_hashed(&hash).is_some());
+    }
 
     #[test]
     fn scopes_from_scope_or_scp() {

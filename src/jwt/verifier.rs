@@ -113,11 +113,16 @@ impl TrustedIssuer {
         leeway: Duration,
         require_exp: bool,
     ) -> Vec<(Algorithm, Validation)> {
-        let required: &[&str] = if require_exp {
-            &["exp", "iss"]
-        } else {
-            &["iss"]
-        };
+        // jsonwebtoken checks `aud` only when a token carries one it can read: a token with no
+        // `aud`, or an `aud` that is neither a string nor an array of strings, would pass. So
+        // an issuer with audiences requires the claim.
+        let mut required = vec!["iss"];
+        if require_exp {
+            required.push("exp");
+        }
+        if !audiences.is_empty() {
+            required.push("aud");
+        }
         algorithms
             .iter()
             .map(|&alg| {
@@ -130,7 +135,7 @@ impl TrustedIssuer {
                 } else {
                     v.set_audience(audiences);
                 }
-                v.set_required_spec_claims(required);
+                v.set_required_spec_claims(&required);
                 (alg, v)
             })
             .collect()
@@ -144,14 +149,13 @@ impl TrustedIssuer {
         };
         let kid = token.header.kid.as_deref();
         let mut remote_keys = self.remote.as_ref().map(|r| r.keys());
-        if self
-            .candidates(remote_keys.as_deref(), kid, token.alg)
-            .is_empty()
-        {
-            if let (Some(remote), Some(kid)) = (&self.remote, kid) {
-                if remote.refetch_for(kid).await {
-                    remote_keys = Some(remote.keys());
-                }
+        // Refetch for a kid no key carries, even when a kid-less key (a PEM file) could be tried:
+        // that key must not hide a rotation at the provider.
+        if let (Some(remote), Some(kid)) = (&self.remote, kid) {
+            let known = self.static_keys.has_kid(kid)
+                || remote_keys.as_deref().is_some_and(|set| set.has_kid(kid));
+            if !known && remote.refetch_for(kid).await {
+                remote_keys = Some(remote.keys());
             }
         }
         let keys = self.candidates(remote_keys.as_deref(), kid, token.alg);
@@ -194,9 +198,7 @@ impl TrustedIssuer {
         let now = unix_now();
         let claims = &token.claims;
         if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_u64()
-                .ok_or(BearerError::Malformed("iat is not a number"))?;
+            let iat = numeric_date(iat).ok_or(BearerError::Malformed("iat is not a number"))?;
             if iat > now + self.leeway.as_secs() {
                 return Err(BearerError::IssuedInFuture);
             }
@@ -212,10 +214,21 @@ impl TrustedIssuer {
             .to_string();
         Ok(VerifiedToken {
             identity: Arc::new(Identity::new(&subject, claims)),
-            expires_at: claims.get("exp").and_then(Value::as_u64),
+            expires_at: claims.get("exp").and_then(numeric_date),
             scopes: super::scopes_of(claims),
         })
     }
+}
+
+/// A JWT NumericDate (RFC 7519 §2) in whole seconds, read as jsonwebtoken reads `exp` and `nbf`:
+/// an integer, or a non-negative finite number rounded (`1700000000.5` is a valid `exp`). `None`
+/// for anything else.
+pub fn numeric_date(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    (f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.round() as u64)
 }
 
 fn map_jwt_error(kind: &ErrorKind) -> BearerError {
@@ -225,6 +238,8 @@ fn map_jwt_error(kind: &ErrorKind) -> BearerError {
         ErrorKind::InvalidAudience => BearerError::WrongAudience,
         ErrorKind::InvalidIssuer => BearerError::WrongIssuer,
         ErrorKind::MissingRequiredClaim(c) if c == "exp" => BearerError::MissingExp,
+        // Absent, or not a string or an array of strings.
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => BearerError::WrongAudience,
         ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
             BearerError::Malformed("a registered claim is missing or malformed")
         }
