@@ -2,13 +2,14 @@
 //!
 //! The file is read and validated in full first; an invalid file is refused with every problem
 //! logged, and the running configuration stays. A valid one replaces the configuration that new
-//! requests see: routes, header mapping, logout allow-lists and webhooks' targets, bearer issuers
-//! and keys, cookie attributes, log level. Settings that belong to sockets, the provider client or
-//! the session store (listen addresses, threads, TLS files, `[oidc]`, session limits and
-//! timeouts) need a restart or a graceful upgrade (`authgate -u`): a reload keeps their running
-//! values and logs which ones it left alone.
+//! requests see: routes, header mapping, logout allow-lists, bearer issuers and keys, cookie
+//! attributes, log level. Settings that belong to sockets, the provider client, the session store,
+//! the caches or background services (listen addresses, threads, TLS files, `[oidc]`, session
+//! limits and timeouts, logout webhooks, the bearer caches' size and JWKS refresh interval, the
+//! shutdown grace period) need a restart or a graceful upgrade (`authgate -u`): a reload keeps
+//! their running values and logs which ones it left alone.
 
-use crate::config::Config;
+use crate::config::{Config, JwksSource};
 use crate::gateway::Gateway;
 use crate::metrics::METRICS;
 use async_trait::async_trait;
@@ -85,11 +86,27 @@ fn keep_restart_only_settings(old: &Config, new: &mut Config) -> Vec<&'static st
     keep!(server.pid_file, "server.pid_file");
     keep!(server.upgrade_sock, "server.upgrade_sock");
     keep!(server.log_format, "server.log_format");
+    if new.oidc != old.oidc {
+        // The bearer issuer trusted through `[oidc]` was derived from the new file's provider;
+        // with the running `[oidc]` kept, it must name the running provider and client.
+        for issuer in new.bearer.issuers.iter_mut() {
+            if issuer.jwks == Some(JwksSource::Discovery) {
+                issuer.issuer = old.oidc.issuer_id.clone();
+                if issuer.audiences == [new.oidc.client_id.clone()] {
+                    issuer.audiences = vec![old.oidc.client_id.clone()];
+                }
+            }
+        }
+    }
     keep!(oidc, "oidc");
     keep!(session.max_sessions, "session.max_sessions");
     keep!(session.idle_timeout, "session.idle_timeout");
     keep!(session.login_timeout, "session.login_timeout");
     keep!(logout.webhooks, "logout.webhooks");
+    keep!(bearer.cache_capacity, "bearer.cache_capacity");
+    keep!(bearer.cache_max_ttl, "bearer.cache_max_ttl");
+    keep!(bearer.jwks_refresh_interval, "bearer.jwks_refresh_interval");
+    keep!(server.grace_period, "server.grace_period");
     kept
 }
 
@@ -113,5 +130,44 @@ impl BackgroundService for Reloader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(issuer: &str, client_id: &str, extra: &str) -> Config {
+        Config::from_toml(&format!(
+            r#"
+            [server]
+            grace_period = "{extra}"
+            [upstream]
+            url = "http://127.0.0.1:3000"
+            [oidc]
+            issuer = "{issuer}"
+            client_id = "{client_id}"
+            client_secret = "s"
+            redirect_url = "https://app.example.test/oauth2/callback"
+            "#
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_kept_oidc_keeps_the_bearer_issuer_it_trusts() {
+        let old = config("https://id.example.test", "app", "5s");
+        let mut new = config("https://other.example.test", "app2", "9s");
+        let kept = keep_restart_only_settings(&old, &mut new);
+        assert_eq!(kept, ["oidc", "server.grace_period"]);
+        let trusted = |c: &Config| {
+            let i = &c.bearer.issuers[0];
+            (i.issuer.clone(), i.audiences.clone())
+        };
+        assert_eq!(
+            trusted(&new),
+            ("https://id.example.test".into(), vec!["app".to_string()])
+        );
+        assert_eq!(new.server.grace_period, old.server.grace_period);
     }
 }

@@ -33,6 +33,10 @@ use verifier::{numeric_date, TrustedIssuer};
 /// How long a revoked opaque token stays on the deny-list (it has no `exp` to read).
 const REVOKED_OPAQUE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The least room the deny-list has, whatever `bearer.cache_capacity` says: a cache sized down
+/// (even to 0, no caching) must not turn logout revocation off.
+const REVOKED_MIN_CAPACITY: u64 = 100_000;
+
 /// What a verified token tells: who, until when, with which scopes.
 #[derive(Debug)]
 pub struct VerifiedToken {
@@ -177,7 +181,7 @@ impl Bearer {
             http,
             cache: TokenCache::new(settings.cache_capacity, settings.cache_max_ttl),
             revoked: moka::sync::Cache::builder()
-                .max_capacity(settings.cache_capacity)
+                .max_capacity(settings.cache_capacity.max(REVOKED_MIN_CAPACITY))
                 .expire_after(cache::UntilExp {
                     // A JWT is refused until its exp; an opaque token (no exp to read) for a day,
                     // by which time the provider's introspection says it is inactive anyway.
@@ -432,7 +436,8 @@ mod tests {
 
     const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 
-    fn config(leeway: &str) -> crate::config::Config {
+    /// A configuration with one HS256 issuer; `bearer` is added to its `[bearer]` table.
+    fn config(bearer: &str) -> crate::config::Config {
         crate::config::Config::from_toml(&format!(
             r#"
             [upstream]
@@ -443,7 +448,7 @@ mod tests {
             client_secret = "unit-secret"
             redirect_url = "https://app.example.test/oauth2/callback"
             [bearer]
-            leeway = "{leeway}"
+            {bearer}
             trust_oidc_issuer = false
             [[bearer.issuers]]
             issuer = "https://hs.test"
@@ -478,7 +483,7 @@ mod tests {
 
     #[test]
     fn an_issuer_with_audiences_requires_a_readable_aud() {
-        let bearer = bearer(&config("0s"));
+        let bearer = bearer(&config(r#"leeway = "0s""#));
         assert!(verify(&bearer, &token(claims())).is_ok());
         let mut listed = claims();
         listed["aud"] = json!(["other", "api"]);
@@ -508,7 +513,7 @@ mod tests {
 
     #[test]
     fn fractional_dates_are_read_as_the_library_reads_them() {
-        let bearer = bearer(&config("0s"));
+        let bearer = bearer(&config(r#"leeway = "0s""#));
         let exp = unix_now() + 600;
         let mut c = claims();
         c["exp"] = json!(exp as f64 + 0.25);
@@ -523,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_revocation_during_a_verification_wins() {
-        let bearer = bearer(&config("60s"));
+        let bearer = bearer(&config(r#"leeway = "60s""#));
         let token = token(claims());
         let hash = token_hash(&token);
         // The verification finished before the logout, and enters the cache after it.
@@ -546,8 +551,17 @@ mod tests {
     }
 
     #[test]
+    fn no_cache_still_means_revocation() {
+        let bearer = bearer(&config("cache_capacity = 0"));
+        let token = token(claims());
+        assert!(verify(&bearer, &token).is_ok());
+        bearer.revoke(&token);
+        assert_eq!(verify(&bearer, &token).err(), Some(BearerError::Revoked));
+    }
+
+    #[test]
     fn a_verification_under_replaced_rules_is_not_cached() {
-        let config = config("0s");
+        let config = config(r#"leeway = "0s""#);
         let bearer = bearer(&config);
         let token = token(claims());
         let hash = token_hash(&token);
