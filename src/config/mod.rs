@@ -988,28 +988,45 @@ fn is_loopback(u: &Url) -> bool {
     }
 }
 
-/// Replace `${NAME}` in every string of `value` by the environment variable `NAME`.
+/// Replace `${NAME}` in every string of `value` by the environment variable `NAME`; `$${` is a
+/// literal `${`. NAME is letters, digits and `_`: anything else between `${` and `}` is an error
+/// that does not repeat it (it may be part of a secret that happens to contain `${`).
 fn interpolate(path: &str, value: &mut toml::Value, errors: &mut Vec<ConfigError>) {
+    let mut bad = |message: String| {
+        errors.push(ConfigError {
+            key: path.into(),
+            message,
+        })
+    };
     match value {
         toml::Value::String(s) => {
             let mut out = String::with_capacity(s.len());
             let mut rest = s.as_str();
             while let Some(start) = rest.find("${") {
+                if rest[..start].ends_with('$') {
+                    out.push_str(&rest[..start - 1]);
+                    out.push_str("${");
+                    rest = &rest[start + 2..];
+                    continue;
+                }
                 out.push_str(&rest[..start]);
                 let Some(end) = rest[start..].find('}') else {
-                    errors.push(ConfigError {
-                        key: path.into(),
-                        message: "unclosed ${ in value".into(),
-                    });
-                    return;
+                    return bad("unclosed ${ in value (write $${ for a literal ${)".into());
                 };
                 let name = &rest[start + 2..start + end];
-                match std::env::var(name) {
-                    Ok(v) => out.push_str(&v),
-                    Err(_) => errors.push(ConfigError {
-                        key: path.into(),
-                        message: format!("environment variable {name} is not set"),
-                    }),
+                let is_name = !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !is_name {
+                    bad(
+                        "${...} must name an environment variable (letters, digits and _); \
+                         write $${ for a literal ${"
+                            .into(),
+                    );
+                } else if let Ok(v) = std::env::var(name) {
+                    out.push_str(&v);
+                } else {
+                    bad(format!("environment variable {name} is not set"));
                 }
                 rest = &rest[start + end + 1..];
             }
@@ -1241,6 +1258,23 @@ mod tests {
                     .starts_with("oidc.client_secret: environment variable AUTHGATE_TEST_UNSET_Y")),
             "{errs:?}"
         );
+        // A secret that contains `${`: written with `$${`, and never echoed when it is not.
+        let text = MINIMAL.replace("\"s3cret\"", "\"Pa$${ss-w0rd}-Top$$$${x}\"");
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(
+            c.oidc.client_secret.unwrap().expose(),
+            "Pa${ss-w0rd}-Top$$${x}"
+        );
+        let text = MINIMAL.replace("\"s3cret\"", "\"Pa${ss-w0rd}-TopSecret\"");
+        let errs = errors_of(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("oidc.client_secret: ${...} must name"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].contains("w0rd"), "{errs:?}");
+        let errs = errors_of(&MINIMAL.replace("\"s3cret\"", "\"Pa${ss-w0rd\""));
+        assert!(!errs.concat().contains("w0rd"), "{errs:?}");
     }
 
     #[test]
