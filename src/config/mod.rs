@@ -17,7 +17,7 @@ use crate::jwt::keys::{KeySet, VerifyKey};
 use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
 use crate::secret::Secret;
 use crate::session::cookie::CookieSettings;
-use crate::session::events::Webhook;
+use crate::session::events::{Webhook, MAX_RETRIES};
 use crate::upstream::Upstream;
 use cookie::SameSite;
 pub use file::FileConfig;
@@ -811,8 +811,15 @@ impl Validator {
             .enumerate()
             .map(|(i, w)| {
                 let url = self.url(&format!("logout.webhooks[{i}].url"), &w.url, false);
+                if w.retries > MAX_RETRIES {
+                    self.bad::<()>(
+                        &format!("logout.webhooks[{i}].retries"),
+                        &format!("must be at most {MAX_RETRIES}"),
+                    );
+                }
                 Webhook {
                     url: url.to_string(),
+                    origin: url.origin().ascii_serialization(),
                     timeout: self
                         .positive_duration(&format!("logout.webhooks[{i}].timeout"), &w.timeout),
                     retries: w.retries,
@@ -1236,6 +1243,24 @@ mod tests {
         assert_eq!(errs, ["oidc.leeway: \"11m\" is more than 10 minutes"]);
         let errs = errors_of(&format!("{MINIMAL}[bearer]\nleeway = \"99years\"\n"));
         assert_eq!(errs, ["bearer.leeway: \"99years\" is more than 10 minutes"]);
+    }
+
+    #[test]
+    fn webhooks_are_bounded_and_logged_by_origin() {
+        let hook = |retries: u32| {
+            format!(
+                "{MINIMAL}[[logout.webhooks]]\n\
+                 url = \"https://hooks.example.test:8443/services/T0/s3cr3t-path?k=v\"\n\
+                 retries = {retries}\n"
+            )
+        };
+        let c = Config::from_toml(&hook(10)).unwrap();
+        assert_eq!(
+            c.logout.webhooks[0].origin,
+            "https://hooks.example.test:8443"
+        );
+        let errs = errors_of(&hook(11));
+        assert_eq!(errs, ["logout.webhooks[0].retries: must be at most 10"]);
     }
 
     #[test]

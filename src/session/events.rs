@@ -25,10 +25,19 @@ const CONCURRENT_DELIVERIES: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub url: String,
+    /// What logs name the receiver by: scheme, host and port. The path and query may carry a
+    /// credential (as chat webhooks' URLs do), so they stay out of the logs.
+    pub origin: String,
     pub timeout: Duration,
-    /// Attempts after the first.
+    /// Attempts after the first, at most [`MAX_RETRIES`].
     pub retries: u32,
 }
+
+/// The most retries a webhook may have: with the backoff capped at [`MAX_BACKOFF`], a dead
+/// receiver holds one of the delivery slots for about six minutes at most.
+pub const MAX_RETRIES: u32 = 10;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The JSON body of a webhook call.
 #[derive(Debug, Clone, Serialize)]
@@ -125,7 +134,7 @@ impl BackgroundService for WebhookWorker {
     }
 }
 
-/// POST one event, retrying with backoff (0.5 s, 1 s, 2 s, ...).
+/// POST one event, retrying with backoff (0.5 s, 1 s, 2 s, ..., at most a minute).
 async fn deliver(http: &reqwest::Client, hook: &Webhook, event: &LoggedOut) {
     let mut backoff = Duration::from_millis(500);
     for attempt in 0..=hook.retries {
@@ -144,15 +153,15 @@ async fn deliver(http: &reqwest::Client, hook: &Webhook, event: &LoggedOut) {
                 return;
             }
             Ok(r) => {
-                tracing::warn!(url = %hook.url, status = r.status().as_u16(), attempt, "logged-out webhook refused")
+                tracing::warn!(webhook = %hook.origin, status = r.status().as_u16(), attempt, "logged-out webhook refused")
             }
             Err(e) => {
-                tracing::warn!(url = %hook.url, error = %e, attempt, "logged-out webhook failed")
+                tracing::warn!(webhook = %hook.origin, error = %e.without_url(), attempt, "logged-out webhook failed")
             }
         }
         if attempt < hook.retries {
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
     METRICS
