@@ -12,10 +12,14 @@ declare -A NEED=(
   [nginx]=nginx          # forward-auth tests run a real nginx with auth_request
   [chromium]=chromium    # the browser test drives Debian's Chromium with playwright-core
 )
+# nginx is in /usr/sbin, which is not on a non-root user's PATH on Debian.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
+# scripts/validate-deploy.sh makes a virtualenv for its pinned Python packages.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

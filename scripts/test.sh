@@ -5,6 +5,8 @@
 # go to cargo test (and then the deployment-kit validation is skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The tests start nginx by name; Debian puts it in /usr/sbin, off a non-root user's PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 scripts/install-deps.sh
 cargo test --locked "$@"
 # The deployment kit (Kubernetes manifests, Helm chart, dashboard, alerts, systemd unit),
