@@ -44,12 +44,47 @@ impl WrittenHeader {
         self.spelling.clone()
     }
 
+    /// Whether this names a header that frames, routes or upgrades the message, or carries the
+    /// client's own credentials ([`RESERVED`]), read as every comparison of names in the gateway
+    /// reads them: any case, `_` as `-`.
+    pub fn is_reserved(&self) -> bool {
+        let name = self.name.as_str();
+        RESERVED.iter().any(|reserved| {
+            reserved.len() == name.len()
+                && reserved
+                    .bytes()
+                    .zip(name.bytes())
+                    .all(|(r, n)| r == if n == b'_' { b'-' } else { n })
+        })
+    }
+
     /// The spelling as text (for replies the gateway writes itself).
     pub fn as_str(&self) -> &str {
         // Valid header names are ASCII.
         std::str::from_utf8(&self.spelling).unwrap_or_default()
     }
 }
+
+/// Names no configured header may take (`[headers.extra]`, `server.request_id_header`). The
+/// gateway strips every header it sets from client requests before setting its own, so an
+/// identity header named `Content-Length` or `Transfer-Encoding` would rewrite the framing of
+/// every proxied request (request smuggling by configuration), one named `Host` its routing, and
+/// one named `Cookie` or `Authorization` would replace the client's credentials.
+const RESERVED: [&str; 13] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "cookie",
+    "authorization",
+    "proxy-authorization",
+];
 
 /// The `'static` copy of `spelling`: made once per distinct spelling and kept for the life of
 /// the process. Header names come from the configuration, so the set is as small as the names
@@ -80,6 +115,29 @@ mod tests {
         req.header_to_h1_wire(&mut wire);
         assert_eq!(wire, b"X-Request-Id: abc\r\n");
         assert!(WrittenHeader::new("bad header").is_err());
+    }
+
+    #[test]
+    fn framing_routing_and_credential_headers_are_reserved() {
+        for name in [
+            "Content-Length",
+            "transfer_encoding",
+            "HOST",
+            "Cookie",
+            "TE",
+            "Upgrade",
+        ] {
+            assert!(WrittenHeader::new(name).unwrap().is_reserved(), "{name}");
+        }
+        for name in [
+            "X-Forwarded-Name",
+            "X-Request-Id",
+            "Content-Type",
+            "Hosts",
+            "T",
+        ] {
+            assert!(!WrittenHeader::new(name).unwrap().is_reserved(), "{name}");
+        }
     }
 
     #[test]

@@ -151,12 +151,7 @@ impl HeaderMapping {
         pass_authorization_header: bool,
         extra: Vec<(WrittenHeader, String)>,
     ) -> Self {
-        let mut managed = Vec::new();
-        for prefix in [FORWARDED_PREFIX, AUTH_REQUEST_PREFIX] {
-            for role in [USER, EMAIL, PREFERRED_USERNAME, GROUPS, ACCESS_TOKEN] {
-                managed.push(canonical(&format!("{prefix}{role}")));
-            }
-        }
+        let mut managed: Vec<String> = own_header_names().collect();
         managed.extend(extra.iter().map(|(h, _)| canonical(h.as_str())));
         if pass_authorization_header {
             managed.push("authorization".into());
@@ -328,6 +323,24 @@ impl HeaderMapping {
 
 /// Whether `name` spells `canonical` (already lower-case with `-`), in any case and with `_`
 /// for `-`.
+/// The gateway's own identity headers, `X-Forwarded-*` and `X-Auth-Request-*` for every role,
+/// canonical.
+fn own_header_names() -> impl Iterator<Item = String> {
+    [FORWARDED_PREFIX, AUTH_REQUEST_PREFIX]
+        .into_iter()
+        .flat_map(|prefix| {
+            [USER, EMAIL, PREFERRED_USERNAME, GROUPS, ACCESS_TOKEN]
+                .into_iter()
+                .map(move |role| canonical(&format!("{prefix}{role}")))
+        })
+}
+
+/// Whether `name` (any case, `_` or `-`) is one of the gateway's own identity headers, which
+/// `[headers.extra]` may not name again.
+pub fn is_own_identity_header(name: &str) -> bool {
+    own_header_names().any(|own| same_canonical(&own, name))
+}
+
 fn same_canonical(canonical: &str, name: &str) -> bool {
     canonical.len() == name.len()
         && canonical.bytes().zip(name.bytes()).all(|(c, n)| {
@@ -340,7 +353,7 @@ fn same_canonical(canonical: &str, name: &str) -> bool {
 }
 
 /// Lower-case, `_` read as `-`: the spelling every comparison of header names uses.
-fn canonical(name: &str) -> String {
+pub fn canonical(name: &str) -> String {
     name.chars()
         .map(|c| match c {
             '_' => '-',

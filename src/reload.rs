@@ -82,6 +82,7 @@ fn keep_restart_only_settings(old: &Config, new: &mut Config) -> Vec<&'static st
     keep!(server.listen, "server.listen");
     keep!(server.admin_listen, "server.admin_listen");
     keep!(server.threads, "server.threads");
+    keep!(server.work_stealing, "server.work_stealing");
     keep!(server.tls, "server.tls");
     keep!(server.pid_file, "server.pid_file");
     keep!(server.upgrade_sock, "server.upgrade_sock");

@@ -34,6 +34,7 @@ pub struct RunOptions {
 pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway>), String> {
     let conf = ServerConf {
         threads: config.server.threads,
+        work_stealing: config.server.work_stealing,
         pid_file: config.server.pid_file.clone(),
         upgrade_sock: config.server.upgrade_sock.clone(),
         grace_period_seconds: Some(config.server.grace_period.as_secs()),

@@ -12,7 +12,7 @@
 pub mod file;
 
 use crate::header_name::WrittenHeader;
-use crate::identity::HeaderMapping;
+use crate::identity::{canonical, HeaderMapping};
 use crate::jwt::keys::{KeySet, VerifyKey};
 use crate::routes::{AuthPolicy, PathMatcher, Route, RouteTable};
 use crate::secret::Secret;
@@ -115,6 +115,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub threads: usize,
+    /// Whether idle worker threads take tasks queued on busy ones (pingora's `work_stealing`).
+    pub work_stealing: bool,
     /// Where the gateway's own endpoints live (`/oauth2`).
     pub endpoint_prefix: String,
     pub tls: Option<TlsFiles>,
@@ -336,6 +338,7 @@ impl TryFrom<FileConfig> for Config {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
+            work_stealing: f.server.work_stealing,
             endpoint_prefix: {
                 let p = f.server.endpoint_prefix.trim_end_matches('/').to_string();
                 // It is also the logout cookie's Path attribute.
@@ -386,9 +389,14 @@ impl TryFrom<FileConfig> for Config {
             access_log: f.server.access_log,
             access_log_hash_user: f.server.access_log_hash_user,
             request_id_header: match WrittenHeader::new(&f.server.request_id_header) {
-                Ok(header) => header,
-                Err(_) => {
-                    v.bad::<()>("server.request_id_header", "not a header name");
+                Ok(header) if !header.is_reserved() => header,
+                result => {
+                    let problem = if result.is_ok() {
+                        RESERVED_HEADER
+                    } else {
+                        "not a header name"
+                    };
+                    v.bad::<()>("server.request_id_header", problem);
                     // Never used: the configuration is refused.
                     WrittenHeader::new("X-Request-Id").expect("a valid header name")
                 }
@@ -420,6 +428,18 @@ impl TryFrom<FileConfig> for Config {
         let oidc = v.oidc(f.oidc);
         let session = v.session(f.session, &server.endpoint_prefix);
         let headers = v.headers(f.headers);
+        if headers.is_managed(server.request_id_header.as_str()) {
+            v.bad::<()>(
+                "server.request_id_header",
+                "is also an identity header the gateway sets",
+            );
+        }
+        if shares_a_port(server.listen, server.admin_listen) {
+            v.bad::<()>(
+                "server.admin_listen",
+                "must not share server.listen's port: the admin endpoints would be public",
+            );
+        }
         let bearer = v.bearer(f.bearer, &oidc);
         let logout = v.logout(f.logout, &oidc);
 
@@ -446,6 +466,16 @@ impl TryFrom<FileConfig> for Config {
             } else {
                 r.name
             };
+            // The name labels the route's metric series: two routes, or a route and one of
+            // the built-in series, sharing one would count as one.
+            if BUILT_IN_ROUTE_NAMES.contains(&name.as_str()) {
+                v.bad::<()>(
+                    &key("name"),
+                    "default and gateway are the built-in routes' names",
+                );
+            } else if let Some(j) = routes.iter().position(|r: &Route| r.name == name) {
+                v.bad::<()>(&key("name"), &format!("already the name of routes[{j}]"));
+            }
             if r.scopes
                 .iter()
                 .any(|s| s.is_empty() || s.contains(char::is_whitespace))
@@ -744,9 +774,22 @@ impl Validator {
     fn headers(&mut self, h: file::HeadersSection) -> HeaderMapping {
         let mut extra = Vec::new();
         for (name, claim) in h.extra {
+            let key = format!("headers.extra.{name}");
             match WrittenHeader::new(&name) {
+                Err(_) => self.bad(&key, "not a header name"),
+                Ok(header) if header.is_reserved() => self.bad(&key, RESERVED_HEADER),
+                Ok(_) if crate::identity::is_own_identity_header(&name) => self.bad(
+                    &key,
+                    "is one of the gateway's own X-Forwarded-* or X-Auth-Request-* headers",
+                ),
+                Ok(_)
+                    if extra.iter().any(|(e, _): &(WrittenHeader, String)| {
+                        canonical(e.as_str()) == canonical(&name)
+                    }) =>
+                {
+                    self.bad(&key, "named twice (names are compared in any case, _ as -)")
+                }
                 Ok(header) => extra.push((header, claim)),
-                Err(_) => self.bad::<()>(&format!("headers.extra.{name}"), "not a header name"),
             }
         }
         HeaderMapping::new(
@@ -759,6 +802,22 @@ impl Validator {
             extra,
         )
     }
+}
+
+/// Why a configured header may not take one of [`WrittenHeader::is_reserved`]'s names.
+const RESERVED_HEADER: &str = "frames or routes the request, or carries the client's \
+     credentials (Host, Content-Length, Transfer-Encoding, Connection, Cookie, Authorization...): \
+     the gateway must not set it";
+
+/// The labels of the routes the gateway adds itself (the fallback, its own endpoints).
+const BUILT_IN_ROUTE_NAMES: [&str; 2] = ["default", "gateway"];
+
+/// Whether two listeners would contend for one port: the same port on the same address, or on
+/// any address when either listens on all of them.
+fn shares_a_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// The most worker threads `server.threads` accepts. Each is an OS thread with its own stack:
@@ -1082,6 +1141,96 @@ mod tests {
             .iter()
             .map(|e| e.to_string())
             .collect()
+    }
+
+    #[test]
+    fn configured_headers_cannot_reframe_or_take_over_requests() {
+        let errs = errors_of(&format!(
+            "[server]\nrequest_id_header = \"Transfer-Encoding\"\n\
+             [headers.extra]\n\"Content_Length\" = \"name\"\n\"Host\" = \"name\"\n\
+             \"cookie\" = \"sub\"\n\"X-Forwarded-User\" = \"name\"\n\
+             \"x-auth-request-email\" = \"name\"\n\"X-Name\" = \"name\"\n\
+             \"x_name\" = \"nickname\"\n{MINIMAL}"
+        ));
+        let starts = |prefix: &str| errs.iter().filter(|e| e.starts_with(prefix)).count();
+        assert_eq!(
+            starts("server.request_id_header: frames or routes the request"),
+            1
+        );
+        for key in ["Content_Length", "Host", "cookie"] {
+            assert_eq!(
+                starts(&format!("headers.extra.{key}: frames or routes")),
+                1,
+                "{key}"
+            );
+        }
+        for key in ["X-Forwarded-User", "x-auth-request-email"] {
+            assert_eq!(
+                starts(&format!("headers.extra.{key}: is one of the gateway's own")),
+                1
+            );
+        }
+        // BTreeMap order: "X-Name" < "x_name"; the second spelling of the name is refused.
+        assert_eq!(starts("headers.extra.x_name: named twice"), 1);
+        assert_eq!(errs.len(), 7, "{errs:#?}");
+
+        let errs = errors_of(&format!(
+            "[server]\nrequest_id_header = \"X-Forwarded-User\"\n{MINIMAL}"
+        ));
+        assert_eq!(
+            errs,
+            ["server.request_id_header: is also an identity header the gateway sets"]
+        );
+        let errs = errors_of(&format!(
+            "[server]\nrequest_id_header = \"X-Name\"\n[headers.extra]\n\"X-Name\" = \"name\"\n{MINIMAL}"
+        ));
+        assert_eq!(
+            errs,
+            ["server.request_id_header: is also an identity header the gateway sets"]
+        );
+    }
+
+    #[test]
+    fn listeners_and_route_names_do_not_collide() {
+        for (listen, admin) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:9090", "127.0.0.1:9090"),
+            ("127.0.0.1:9090", "[::]:9090"),
+        ] {
+            let errs = errors_of(&format!(
+                "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n{MINIMAL}"
+            ));
+            assert_eq!(
+                errs,
+                [
+                    "server.admin_listen: must not share server.listen's port: the admin \
+                  endpoints would be public"
+                ],
+                "{listen} {admin}"
+            );
+        }
+        for (listen, admin) in [
+            ("127.0.0.1:8080", "127.0.0.2:8080"),
+            ("0.0.0.0:0", "127.0.0.1:0"),
+        ] {
+            let text =
+                format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n{MINIMAL}");
+            assert!(Config::from_toml(&text).is_ok(), "{listen} {admin}");
+        }
+
+        let routes = "[[routes]]\nname = \"api\"\nprefix = \"/a\"\nauth = \"api\"\n\
+                      [[routes]]\nname = \"api\"\nprefix = \"/b\"\nauth = \"api\"\n\
+                      [[routes]]\nname = \"gateway\"\nprefix = \"/c\"\nauth = \"public\"\n\
+                      [[routes]]\nname = \"route4\"\nprefix = \"/d\"\nauth = \"public\"\n\
+                      [[routes]]\nprefix = \"/e\"\nauth = \"public\"\n";
+        assert_eq!(
+            errors_of(&format!("{MINIMAL}{routes}")),
+            [
+                "routes[1].name: already the name of routes[0]",
+                "routes[2].name: default and gateway are the built-in routes' names",
+                "routes[4].name: already the name of routes[3]",
+            ]
+        );
     }
 
     #[test]
