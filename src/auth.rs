@@ -65,7 +65,7 @@ pub async fn authenticate(
         if let Some(token) = bearer_token(req) {
             let verified = gw.bearer.verify(token).await.map_err(|e| {
                 tracing::info!(reason = e.reason(), "bearer token refused");
-                GatewayError::InvalidToken(e)
+                GatewayError::from(e)
             })?;
             if !verified.has_scopes(required_scopes) {
                 return Err(GatewayError::InsufficientScope(required_scopes.join(" ")));

@@ -60,6 +60,18 @@ pub enum GatewayError {
     NotFound,
 }
 
+impl From<BearerError> for GatewayError {
+    /// A token refused is `invalid_token` (401), which tells a client to drop it; a token the
+    /// gateway could not judge because the provider's introspection failed is the provider's
+    /// failure (502), so that clients retry rather than throw a good token away.
+    fn from(e: BearerError) -> Self {
+        match e {
+            BearerError::IntrospectionUnavailable => GatewayError::ProviderUnavailable,
+            e => GatewayError::InvalidToken(e),
+        }
+    }
+}
+
 impl GatewayError {
     pub fn status(&self) -> u16 {
         use GatewayError::*;

@@ -509,7 +509,7 @@ fn der_value(der: &[u8]) -> (&[u8], &[u8]) {
 /// tokens through introspection, then key rotation and a flood of unknown kids.
 #[tokio::test]
 async fn provider_tokens_introspection_and_rotation() {
-    let env = Env::start(EnvOptions {
+    let mut env = Env::start(EnvOptions {
         extra_toml: r#"
 [bearer]
 oidc_audiences = ["http://api.example.test"]
@@ -562,6 +562,18 @@ unknown_kid_min_interval = "5s"
         .unwrap();
     let opaque = opaque["access_token"].as_str().unwrap().to_string();
     assert_ne!(opaque.split('.').count(), 3, "an opaque token: {opaque}");
+    // Another, not shown to the gateway until the provider is down (below).
+    let unseen: Value = client
+        .post(format!("{}/token", env.op.issuer()))
+        .basic_auth(BASIC_CLIENT, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let unseen = unseen["access_token"].as_str().unwrap().to_string();
     for _ in 0..2 {
         let (status, _, body) = call(&client, &url, &opaque, "*/*").await;
         assert_eq!(status, 200, "{body}");
@@ -617,6 +629,21 @@ unknown_kid_min_interval = "5s"
         refetches <= allowed,
         "{refetches} refetches in {elapsed}s (allowed {allowed})"
     );
+
+    // The provider goes down. Tokens judged before are served from the cache; a token the
+    // gateway cannot judge is refused as the provider's failure (502), not as a bad token (401,
+    // which tells a client to throw its token away), and its failure is not remembered.
+    env.op.stop();
+    assert_eq!(call(&client, &url, &opaque, "*/*").await.0, 200);
+    assert_eq!(call(&client, &url, &cc, "*/*").await.0, 200);
+    for _ in 0..2 {
+        let (status, www_authenticate, body) = call(&client, &url, &unseen, "*/*").await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(body["error"], "provider_unavailable", "{body}");
+        assert_eq!(www_authenticate, "");
+    }
+    assert!(env.gw.logs().contains("introspection request failed"));
+    assert!(!env.gw.logs().contains(&unseen));
     assert!(!env.gw.logs().contains("panicked"));
 }
 

@@ -107,6 +107,12 @@ impl NodeServer {
         self.ready["port"].as_u64().unwrap() as u16
     }
 
+    /// Kill the server now (an outage), rather than when the handle drops.
+    pub fn stop(&mut self) {
+        let _ = self._proc.child.kill();
+        let _ = self._proc.child.wait();
+    }
+
     pub fn issuer(&self) -> String {
         self.ready["issuer"].as_str().unwrap().to_string()
     }
