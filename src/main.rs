@@ -17,6 +17,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit status for a bad configuration (EX_USAGE, as linkerd and sysexits.h).
 const EXIT_BAD_CONFIG: u8 = 64;
 
+/// Exit status when a listener cannot be opened (EX_UNAVAILABLE, sysexits.h).
+const EXIT_CANNOT_LISTEN: i32 = 69;
+
 /// A reverse-proxy OpenID Connect authentication gateway.
 #[derive(Debug, Parser)]
 #[command(name = "authgate", version, about)]
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let set_log_level = init_logging(&config.server.log_level, config.server.log_format);
+    exit_when_a_listener_cannot_open();
     let options = RunOptions {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
@@ -71,6 +75,28 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_BAD_CONFIG)
         }
     }
+}
+
+/// pingora opens each listener inside its service's task and, when the address is still taken
+/// after 30 s of retries, panics there ("Failed to build listeners"). The task dies and the rest
+/// of the process runs on: a gateway without its proxy (or admin) listener that a supervisor
+/// sees as alive. Such a gateway exits instead. Any other panic keeps the default behavior (a
+/// panic in a request's task ends that request, not the gateway).
+fn exit_when_a_listener_cannot_open() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("Failed to build listeners") {
+            tracing::error!(error = message, "cannot open a listener; exiting");
+            std::process::exit(EXIT_CANNOT_LISTEN);
+        }
+    }));
 }
 
 /// Logs to stderr, text or JSON. `AUTHGATE_LOG` overrides `server.log_level`; without it the

@@ -175,6 +175,60 @@ async fn provider_down_at_boot_then_up() {
     assert!(gw.logs().contains("loading provider metadata failed"));
 }
 
+/// A proxy address another process holds: once pingora's 30 s of bind retries are over, the
+/// gateway exits (69, EX_UNAVAILABLE) naming the address, rather than running on without its
+/// proxy listener while its admin listener says it is healthy.
+#[test]
+fn a_listener_that_cannot_open_stops_the_gateway() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let admin = free_port();
+    std::fs::write(
+        &path,
+        VALID.replace(
+            "[upstream]",
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
+             pid_file = \"{dir}/gw.pid\"\nupgrade_sock = \"{dir}/gw.sock\"\n[upstream]",
+                dir = dir.path().display()
+            ),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("authgate.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("-c")
+        .arg(&path)
+        .env("AUTHGATE_CLIENT_SECRET", "from-the-environment")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!(
+                "still running after 60 s:\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(69), "{logs}");
+    assert!(logs.contains("cannot open a listener; exiting"), "{logs}");
+    assert!(
+        logs.contains(&format!("127.0.0.1:{port} still in use")),
+        "{logs}"
+    );
+    drop(taken);
+}
+
 /// Open a WebSocket through the gateway with a raw socket; returns the response head and stream.
 fn ws_connect(port: u16, cookie: Option<&str>) -> (String, TcpStream) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
