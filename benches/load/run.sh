@@ -35,6 +35,9 @@
 #   7 authgate, public route carrying case 4's Authorization header: the token's bytes without
 #     any authentication, so that case 4 against case 7 is the cached check alone (not in the
 #     default order: CASES="2 7 4 2")
+#   8, 9 cases 2 and 4 against authgate C: authgate A's configuration with the lines of VARIANT
+#     added to its [server] section, to measure a setting against the default in the same run:
+#     VARIANT='work_stealing = false' CASES="2 8 4 9 2" benches/load/run.sh
 # Per case and round: requests/s, p50/p99/p99.9 latency, errors, CPU time per request of the
 # server processes (from /proc), RSS. The summary gives medians over rounds and ratios to
 # cases 2 and 1. Raw lines go to target/bench-load/results.jsonl.
@@ -102,6 +105,11 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev
 
 P_UP=$(free_port); P_NGX=$(free_port); P_GW=$(free_port); P_ADM=$(free_port)
 P_GW5=$(free_port); P_ADM5=$(free_port); P_OP=$(free_port)
+P_GWC=$(free_port); P_ADMC=$(free_port)
+VARIANT=${VARIANT:-}
+# Authgate C runs only when a case names it.
+WITH_C=$(grep -qwE "8|9" <<<"$CASES" && echo yes || true)
+GWC_PID=
 
 # --- nginx: the upstream (static body) and case 1 (reverse proxy with a keep-alive pool) ------
 nginx_conf() { # name, body of the server block
@@ -121,7 +129,10 @@ http {
 }
 EOF
 }
-nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 'ok\n'; } }"
+# The upstream counts the connections it accepted (stub_status): the check that the proxies reuse
+# their upstream connections (keep-alive pools) rather than open one per request.
+nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 'ok\n'; }
+  location = /nginx_status { stub_status; } }"
 nginx_conf proxy "upstream app { server 127.0.0.1:$P_UP; keepalive 64; }
   server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 on_client nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
@@ -141,12 +152,13 @@ echo "minting $POOL distinct RS256 tokens for case 5..."
 (cd tests/support && node "$ROOT/benches/load/tokens.mjs" mint "$WORK" https://load.bench "$POOL" "$WORK/pool.txt")
 
 # --- authgate ---------------------------------------------------------------------------------
-gateway_conf() { # listen port, admin port, token cache capacity
+gateway_conf() { # listen port, admin port, token cache capacity, more [server] lines
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
 admin_listen = "127.0.0.1:$2"
 threads = ${GW_THREADS:-1}
+${4:-}
 log_level = "warn"
 access_log = false
 pid_file = "$WORK/gw-$1.pid"
@@ -190,9 +202,13 @@ else
   gateway_conf "$P_GW5" "$P_ADM5" 1 >"$WORK/gw5.toml"
   on_server "$BIN" -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
   on_server "$BIN" -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
+  if [ -n "$WITH_C" ]; then
+    gateway_conf "$P_GWC" "$P_ADMC" 100000 "$VARIANT" >"$WORK/gwc.toml"
+    on_server "$BIN" -c "$WORK/gwc.toml" 2>"$OUT/authgate-c.log" & pids+=($!); GWC_PID=$!
+  fi
   READY_TRIES=100
 fi
-for p in "$P_ADM" $([ "$MODE" = profile ] || echo "$P_ADM5"); do
+for p in "$P_ADM" $([ "$MODE" = profile ] || echo "$P_ADM5") ${GWC_PID:+"$P_ADMC"}; do
   for _ in $(seq 1 "$READY_TRIES"); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && break; sleep 0.1; done
 done
 COOKIE=$(cd tests/support && node "$ROOT/benches/load/tokens.mjs" login "http://127.0.0.1:$P_GW" alice)
@@ -206,12 +222,14 @@ case_url() {
     2|7) echo "http://127.0.0.1:$P_GW/public/data" ;;
     3|4|6) echo "http://127.0.0.1:$P_GW/data" ;;
     5) echo "http://127.0.0.1:$P_GW5/data" ;;
+    8) echo "http://127.0.0.1:$P_GWC/public/data" ;;
+    9) echo "http://127.0.0.1:$P_GWC/data" ;;
   esac
 }
 case_header() {
   case $1 in
     3) echo "Cookie: $COOKIE" ;;
-    4|7) echo "Authorization: Bearer $ONE" ;;
+    4|7|9) echo "Authorization: Bearer $ONE" ;;
     5) echo "Authorization: Bearer $(sed -n "${2:-1}p" "$WORK/pool.txt")" ;;
     6) echo "Accept: text/html" ;;
   esac
@@ -262,7 +280,7 @@ rss_kb() {
   echo "$total"
 }
 
-case_pid() { case $1 in 1) echo "$NGX_PID" ;; 5) echo "$GW5_PID" ;; *) echo "$GW_PID" ;; esac; }
+case_pid() { case $1 in 1) echo "$NGX_PID" ;; 5) echo "$GW5_PID" ;; 8|9) echo "$GWC_PID" ;; *) echo "$GW_PID" ;; esac; }
 
 run_case() { # case, round, duration
   local c=$1 url pid args=() before after line
@@ -286,7 +304,7 @@ check() { # case, expected status
   got=$(curl -s -o /dev/null -w '%{http_code}' "${args[@]}" "$(case_url "$1")")
   [ "$got" = "$2" ] || { echo "case $1 answered $got, not $2" >&2; exit 1; }
 }
-for c in 1 2 3 4 5 7; do check "$c" 200; done
+for c in 1 2 3 4 5 7 ${GWC_PID:+8 9}; do check "$c" 200; done
 check 6 302
 
 if [ "$MODE" = perf ]; then
@@ -315,8 +333,10 @@ for r in $(seq 1 "$ROUNDS"); do
     run_case "$c" "$r" "$DURATION" | tee -a "$OUT/results.jsonl"
   done
 done
+curl -s "http://127.0.0.1:$P_UP/nginx_status" | awk 'NR == 3 { print $1 " connections accepted, " $3 " requests served" }' >"$OUT/upstream.txt"
 curl -s "http://127.0.0.1:$P_ADM5/metrics" | grep -E '^authgate_token_cache_(hits|misses)_total' >"$OUT/case5-cache.txt"
-for p in "$GW_PID" "$GW5_PID"; do grep -h VmHWM $(family "$p" | sed 's#.*#/proc/&/status#') | sort -k2 -n | tail -1; done >"$OUT/peak-rss.txt"
+for p in "$GW_PID" "$GW5_PID" $GWC_PID; do grep -h VmHWM $(family "$p" | sed 's#.*#/proc/&/status#') | sort -k2 -n | tail -1; done >"$OUT/peak-rss.txt"
 
 python3 "$ROOT/benches/load/summarize.py" "$OUT/results.jsonl" "$(getconf CLK_TCK)" "$OUT/case5-cache.txt" "$OUT/peak-rss.txt" \
-  "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}, nginx worker_processes=1" | tee "$OUT/summary.md"
+  "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}${GWC_PID:+, authgate C adds: $VARIANT}, nginx worker_processes=1" | tee "$OUT/summary.md"
+echo "Upstream (all proxies together, warm-up included): $(cat "$OUT/upstream.txt")" | tee -a "$OUT/summary.md"

@@ -17,6 +17,8 @@ NAMES = {
     5: "authgate, fresh RS256 JWT (full verify)",
     6: "authgate, unauthenticated browser (302)",
     7: "authgate, public route with case 4's token header",
+    8: "authgate C (VARIANT), public route",
+    9: "authgate C (VARIANT), RS256 JWT, cache hit",
 }
 
 
@@ -99,7 +101,7 @@ def main():
               " (median).")
     print()
     print("Case 5 token cache (authgate B):", " ".join(l.strip() for l in open(cache_file)))
-    print("Peak RSS (authgate A, B):", ", ".join(l.split(":")[1].strip() for l in open(rss_file)))
+    print("Peak RSS (authgate A, B, C if run):", ", ".join(l.split(":")[1].strip() for l in open(rss_file)))
 
 
 main()
