@@ -16,7 +16,7 @@
 //! of it for the upstream has no more room (a cloned `Vec` holds its length). It is built outside
 //! the timed part. Cases, one criterion group:
 //! - `public_route`: no identity (load case 2): strip forged headers, strip the gateway's cookie,
-//!   set the request id;
+//!   set the request id and the three `X-Forwarded-For`/`-Proto`/`-Host` headers;
 //! - `session`: the same plus a session's four identity headers (load case 3);
 //! - `bearer`: the token's request (`Host` and `Authorization`) with its two identity headers
 //!   (load case 4);
@@ -28,6 +28,7 @@
 
 use authgate::auth::{bearer_token, from_session_cookie, Authenticated};
 use authgate::config::Config;
+use authgate::forwarded;
 use authgate::identity::Identity;
 use authgate::jwt::Bearer;
 use authgate::oidc::provider::Provider;
@@ -48,6 +49,13 @@ use common::{Quiet, MINIMAL_CONFIG};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The load benchmark's client: wrk on loopback, plain HTTP, not a trusted proxy.
+const CLIENT: forwarded::Client = forwarded::Client {
+    ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+    trusted_proxy: false,
+    tls: false,
+};
 
 /// A session like the load benchmark's (alice at the development provider), and its cookie.
 fn session() -> (Arc<Session>, String) {
@@ -159,7 +167,7 @@ fn bench_proxy(c: &mut Criterion) {
     // Once, so the identities' header values are cached as in a running gateway.
     for (who, credential) in [(&session, cookie), (&bearer, token)] {
         let mut req = client_request(2, credential);
-        prepare_upstream_request(&config, &mut req, request_id, Some(who)).unwrap();
+        prepare_upstream_request(&config, &mut req, request_id, Some(who), CLIENT).unwrap();
     }
 
     let mut group = c.benchmark_group("upstream_request");
@@ -167,7 +175,7 @@ fn bench_proxy(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || client_request(room, credential),
-                |req| prepare_upstream_request(&config, req, black_box(request_id), auth),
+                |req| prepare_upstream_request(&config, req, black_box(request_id), auth, CLIENT),
                 BatchSize::SmallInput,
             )
         });

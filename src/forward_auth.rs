@@ -30,13 +30,7 @@ pub async fn check(
     let trusted = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .is_some_and(|a| {
-            config
-                .server
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(&a.ip()))
-        });
+        .is_some_and(|a| config.server.is_trusted_proxy(a.ip()));
     let header = |names: &[&str]| {
         names
             .iter()

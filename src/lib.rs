@@ -8,7 +8,8 @@
 //! A request's path through the code:
 //! [`proxy`] (pingora phases) → [`routes`] (normalize, classify) → [`endpoints`] (the gateway's
 //! own `/oauth2/*`) or [`auth`] (session cookie) → [`oidc::login`] when a browser must log in →
-//! [`identity`] (strip, then set headers) → the [`upstream`].
+//! [`identity`] (strip, then set headers) and [`forwarded`] (the client's address) → the
+//! [`upstream`].
 //!
 //! The map, one line per module:
 //! - [`config`]: `gateway.toml` → validated [`config::Config`]; every error reported at once.
@@ -27,6 +28,8 @@
 //! - [`jwt`]: bearer tokens: keys and JWKS rotation, verification, verified-token cache,
 //!   introspection.
 //! - [`identity`]: the verified identity and the headers derived from it.
+//! - [`forwarded`]: `X-Forwarded-For`, `-Proto` and `-Host` for the upstream, believed from
+//!   trusted proxies only.
 //! - [`header_name`]: names of the headers written on every request, prepared once.
 //! - [`upstream`]: resolved upstream addresses and pingora peers.
 //! - [`metrics`]: every Prometheus metric, defined once.
@@ -46,6 +49,7 @@ pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod forward_auth;
+pub mod forwarded;
 pub mod gateway;
 pub mod header_name;
 pub mod http_client;

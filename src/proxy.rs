@@ -13,6 +13,7 @@ use crate::auth::{self, Authenticated};
 use crate::config::Config;
 use crate::endpoints;
 use crate::error::GatewayError;
+use crate::forwarded;
 use crate::gateway::Gateway;
 use crate::metrics::{Outcome, HOT};
 use crate::oidc::{login, redirect};
@@ -144,13 +145,15 @@ fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -
 }
 
 /// Strip, then set: forged identity headers and the gateway's cookies never reach the upstream;
-/// the request id and, for an authenticated request, its identity headers do. The work of
-/// `upstream_request_filter` on every proxied request (public for `benches/proxy.rs`).
+/// the request id, the client's address and, for an authenticated request, its identity headers
+/// do. The work of `upstream_request_filter` on every proxied request (public for
+/// `benches/proxy.rs`).
 pub fn prepare_upstream_request(
     config: &Config,
     upstream_request: &mut RequestHeader,
     request_id: &str,
     auth: Option<&Authenticated>,
+    client: forwarded::Client,
 ) -> Result<()> {
     let forged = config.headers.strip(upstream_request);
     if !forged.is_empty() {
@@ -166,6 +169,9 @@ pub fn prepare_upstream_request(
         ],
     );
     upstream_request.insert_header(config.server.request_id_header.spelling(), request_id)?;
+    if config.server.forwarded_headers {
+        forwarded::set(upstream_request, client)?;
+    }
     if let Some(who) = auth {
         config
             .headers
@@ -223,15 +229,25 @@ impl ProxyHttp for AuthProxy {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        let ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let client = forwarded::Client {
+            ip,
+            trusted_proxy: ip.is_some_and(|ip| ctx.config.server.is_trusted_proxy(ip)),
+            tls: ctx.config.server.tls.is_some(),
+        };
         prepare_upstream_request(
             &ctx.config,
             upstream_request,
             &ctx.request_id,
             ctx.auth.as_ref(),
+            client,
         )
     }
 

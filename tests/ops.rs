@@ -269,6 +269,62 @@ async fn forward_auth_behind_nginx() {
     assert_eq!(r.status(), 401);
 }
 
+/// The upstream learns the client's address: a client's own X-Forwarded-For, -Proto and -Host
+/// are replaced (an upstream allow-listing by address cannot be lied to), and a trusted proxy's
+/// are kept, its chain extended.
+#[tokio::test]
+async fn forwarding_headers_are_believed_from_trusted_proxies_only() {
+    let env = Env::start(EnvOptions::default().trusting_loopback_proxy());
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let echo = |client: reqwest::Client| {
+        let url = env.gw.url("/public/page");
+        async move {
+            let r = client
+                .get(url)
+                .header("X-Forwarded-For", "203.0.113.9")
+                .header("x-forwarded-for", "198.51.100.1")
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-Host", "admin.example.test")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["headers"].clone()
+        }
+    };
+    let gateway_host = format!("127.0.0.1:{}", env.gw.port);
+
+    let h = echo(from([127, 0, 0, 2])).await;
+    assert_eq!(h["x-forwarded-for"], "127.0.0.2", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], gateway_host.as_str(), "{h}");
+
+    let h = echo(from([127, 0, 0, 1])).await;
+    assert_eq!(
+        h["x-forwarded-for"], "203.0.113.9, 198.51.100.1, 127.0.0.1",
+        "{h}"
+    );
+    assert_eq!(h["x-forwarded-proto"], "https", "{h}");
+    assert_eq!(h["x-forwarded-host"], "admin.example.test", "{h}");
+
+    // Without any, from a trusted proxy: the gateway's own view.
+    let r = from([127, 0, 0, 1])
+        .get(env.gw.url("/public/page"))
+        .send()
+        .await
+        .unwrap();
+    let h = r.json::<serde_json::Value>().await.unwrap()["headers"].clone();
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], gateway_host.as_str(), "{h}");
+}
+
 /// SIGHUP with a new public route applies it; SIGHUP with a broken file keeps the running
 /// configuration and logs why; the session survives both.
 #[tokio::test]

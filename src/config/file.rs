@@ -43,6 +43,7 @@ pub struct ServerSection {
     pub access_log_hash_user: bool,
     pub request_id_header: String,
     pub trusted_proxies: Vec<String>,
+    pub forwarded_headers: bool,
 }
 
 impl Default for ServerSection {
@@ -64,6 +65,7 @@ impl Default for ServerSection {
             access_log_hash_user: false,
             request_id_header: "X-Request-Id".into(),
             trusted_proxies: Vec::new(),
+            forwarded_headers: true,
         }
     }
 }

@@ -130,9 +130,20 @@ pub struct ServerSettings {
     pub access_log_hash_user: bool,
     /// The request id's header (default `X-Request-Id`), spelled as configured on the wire.
     pub request_id_header: WrittenHeader,
-    /// Addresses whose `X-Forwarded-Uri`, `X-Original-URI` and `X-Forwarded-Host` are believed
-    /// (forward-auth behind nginx, Traefik, Envoy).
+    /// Addresses whose `X-Forwarded-*` headers are believed: the original URI and method of a
+    /// forward-auth check (nginx, Traefik, Envoy), and the client chain of proxied requests.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Set `X-Forwarded-For`, `-Proto` and `-Host` on proxied requests ([`crate::forwarded`]).
+    pub forwarded_headers: bool,
+}
+
+impl ServerSettings {
+    /// Whether `ip` is one of `trusted_proxies` (an IPv4-mapped IPv6 address, as a dual-stack
+    /// listener sees an IPv4 peer, is read as its IPv4 address).
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,6 +430,7 @@ impl TryFrom<FileConfig> for Config {
                     }
                 })
                 .collect(),
+            forwarded_headers: f.server.forwarded_headers,
         };
 
         let connect = v.positive_duration("upstream.connect_timeout", &f.upstream.connect_timeout);
@@ -428,10 +440,12 @@ impl TryFrom<FileConfig> for Config {
         let oidc = v.oidc(f.oidc);
         let session = v.session(f.session, &server.endpoint_prefix);
         let headers = v.headers(f.headers);
-        if headers.is_managed(server.request_id_header.as_str()) {
+        if headers.is_managed(server.request_id_header.as_str())
+            || crate::forwarded::is_forwarding_header(server.request_id_header.as_str())
+        {
             v.bad::<()>(
                 "server.request_id_header",
-                "is also an identity header the gateway sets",
+                "names a header the gateway sets itself (identity, X-Forwarded-For, -Proto, -Host)",
             );
         }
         if shares_a_port(server.listen, server.admin_listen) {
@@ -778,10 +792,15 @@ impl Validator {
             match WrittenHeader::new(&name) {
                 Err(_) => self.bad(&key, "not a header name"),
                 Ok(header) if header.is_reserved() => self.bad(&key, RESERVED_HEADER),
-                Ok(_) if crate::identity::is_own_identity_header(&name) => self.bad(
-                    &key,
-                    "is one of the gateway's own X-Forwarded-* or X-Auth-Request-* headers",
-                ),
+                Ok(_)
+                    if crate::identity::is_own_identity_header(&name)
+                        || crate::forwarded::is_forwarding_header(&name) =>
+                {
+                    self.bad(
+                        &key,
+                        "is one of the gateway's own X-Forwarded-* or X-Auth-Request-* headers",
+                    )
+                }
                 Ok(_)
                     if extra.iter().any(|(e, _): &(WrittenHeader, String)| {
                         canonical(e.as_str()) == canonical(&name)
@@ -1149,7 +1168,8 @@ mod tests {
             "[server]\nrequest_id_header = \"Transfer-Encoding\"\n\
              [headers.extra]\n\"Content_Length\" = \"name\"\n\"Host\" = \"name\"\n\
              \"cookie\" = \"sub\"\n\"X-Forwarded-User\" = \"name\"\n\
-             \"x-auth-request-email\" = \"name\"\n\"X-Name\" = \"name\"\n\
+             \"x-auth-request-email\" = \"name\"\n\"X_Forwarded_For\" = \"name\"\n\
+             \"X-Name\" = \"name\"\n\
              \"x_name\" = \"nickname\"\n{MINIMAL}"
         ));
         let starts = |prefix: &str| errs.iter().filter(|e| e.starts_with(prefix)).count();
@@ -1164,7 +1184,11 @@ mod tests {
                 "{key}"
             );
         }
-        for key in ["X-Forwarded-User", "x-auth-request-email"] {
+        for key in [
+            "X-Forwarded-User",
+            "x-auth-request-email",
+            "X_Forwarded_For",
+        ] {
             assert_eq!(
                 starts(&format!("headers.extra.{key}: is one of the gateway's own")),
                 1
@@ -1172,22 +1196,37 @@ mod tests {
         }
         // BTreeMap order: "X-Name" < "x_name"; the second spelling of the name is refused.
         assert_eq!(starts("headers.extra.x_name: named twice"), 1);
-        assert_eq!(errs.len(), 7, "{errs:#?}");
+        assert_eq!(errs.len(), 8, "{errs:#?}");
 
         let errs = errors_of(&format!(
             "[server]\nrequest_id_header = \"X-Forwarded-User\"\n{MINIMAL}"
         ));
         assert_eq!(
             errs,
-            ["server.request_id_header: is also an identity header the gateway sets"]
+            ["server.request_id_header: names a header the gateway sets itself (identity, X-Forwarded-For, -Proto, -Host)"]
         );
         let errs = errors_of(&format!(
             "[server]\nrequest_id_header = \"X-Name\"\n[headers.extra]\n\"X-Name\" = \"name\"\n{MINIMAL}"
         ));
         assert_eq!(
             errs,
-            ["server.request_id_header: is also an identity header the gateway sets"]
+            ["server.request_id_header: names a header the gateway sets itself (identity, X-Forwarded-For, -Proto, -Host)"]
         );
+    }
+
+    #[test]
+    fn trusted_proxies_match_ipv4_peers_seen_by_a_dual_stack_listener() {
+        let c = Config::from_toml(&format!(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n{MINIMAL}"
+        ))
+        .unwrap();
+        let trusted = |ip: &str| c.server.is_trusted_proxy(ip.parse().unwrap());
+        assert!(trusted("10.1.2.3"));
+        assert!(trusted("::ffff:10.1.2.3"));
+        assert!(trusted("::1"));
+        assert!(!trusted("11.0.0.1"));
+        assert!(!trusted("::ffff:11.0.0.1"));
+        assert!(c.server.forwarded_headers, "on by default");
     }
 
     #[test]
