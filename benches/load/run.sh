@@ -111,7 +111,9 @@ VARIANT=${VARIANT:-}
 WITH_C=$(grep -qwE "8|9" <<<"$CASES" && echo yes || true)
 GWC_PID=
 
-# --- nginx: the upstream (static body) and case 1 (reverse proxy with a keep-alive pool) ------
+# --- nginx: the upstream (static body) and case 1 (reverse proxy with a keep-alive pool, setting
+# the same X-Forwarded-For, -Proto and -Host as authgate, as a reverse proxy in front of an app
+# is usually configured) --------------------------------------------------------------------------
 nginx_conf() { # name, body of the server block
   mkdir -p "$WORK/$1"
   cat >"$WORK/$1/nginx.conf" <<EOF
@@ -134,7 +136,9 @@ EOF
 nginx_conf upstream "server { listen 127.0.0.1:$P_UP; location / { default_type text/plain; return 200 'ok\n'; }
   location = /nginx_status { stub_status; } }"
 nginx_conf proxy "upstream app { server 127.0.0.1:$P_UP; keepalive 64; }
-  server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$P_NGX; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Host \$http_host; } }"
 on_client nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
 on_server nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' & pids+=($!); NGX_PID=$!
 wait_port "$P_UP"; wait_port "$P_NGX"
