@@ -54,6 +54,10 @@ fn main() -> ExitCode {
         }
     };
     if cli.test {
+        if let Err(e) = server::check(&config) {
+            eprintln!("{}: {e}", cli.conf.display());
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
         println!("{}: configuration ok", cli.conf.display());
         return ExitCode::SUCCESS;
     }
@@ -78,7 +82,7 @@ fn main() -> ExitCode {
 }
 
 /// pingora opens each listener inside its service's task and, when the address is still taken
-/// after 30 s of retries, panics there ("Failed to build listeners"). The task dies and the rest
+/// after 30 s of retries or the TLS files cannot be loaded, panics there. The task dies and the rest
 /// of the process runs on: a gateway without its proxy (or admin) listener that a supervisor
 /// sees as alive. Such a gateway exits instead. Any other panic keeps the default behavior (a
 /// panic in a request's task ends that request, not the gateway).
@@ -92,7 +96,11 @@ fn exit_when_a_listener_cannot_open() {
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        if message.starts_with("Failed to build listeners") {
+        // The second: its TLS files, checked at start (`server::check`), unusable by the time
+        // the listener is built.
+        if message.starts_with("Failed to build listeners")
+            || message.starts_with("Failed to load provided certificates")
+        {
             tracing::error!(error = message, "cannot open a listener; exiting");
             std::process::exit(EXIT_CANNOT_LISTEN);
         }

@@ -2,7 +2,7 @@
 //! background services, from a validated [`Config`].
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::config::{Config, TlsFiles};
 use crate::gateway::Gateway;
 use crate::jwt::JwksRefresher;
 use crate::oidc::provider::ProviderLoader;
@@ -28,6 +28,46 @@ pub struct RunOptions {
     pub config_path: std::path::PathBuf,
     /// Changes the log filter on reload.
     pub set_log_level: Option<LogLevelSetter>,
+}
+
+/// What `--test` checks beyond the configuration file itself: that the TLS certificate and key
+/// load as the listener will load them (PEM parsing, a key pingora can use).
+pub fn check(config: &Config) -> Result<(), String> {
+    match &config.server.tls {
+        Some(files) => tls_settings(files).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The proxy listener's TLS: the certificate chain and key of `files`, HTTP/2 offered.
+///
+/// pingora reads the files only when it builds the listener, inside the listener's task, and
+/// panics there on a file it cannot use: the process would run on without its proxy listener.
+/// So they are loaded here first, as pingora will load them (its PEM loader, then rustls'
+/// server configuration, which also checks that the key belongs to the certificate), and a bad
+/// file is a configuration error.
+fn tls_settings(files: &TlsFiles) -> Result<TlsSettings, String> {
+    use pingora::tls::{load_certs_and_key_files, version, ServerConfig};
+    pingora::tls::install_default_crypto_provider();
+    let (certs, key) = match load_certs_and_key_files(&files.cert_file, &files.key_file) {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => {
+            return Err(
+                "server.tls: cannot load certificate or key: the certificate file holds \
+                 no certificate, or the key file no PKCS#1, PKCS#8 or SEC1 private key"
+                    .into(),
+            )
+        }
+        Err(e) => return Err(format!("server.tls: cannot load certificate or key: {e}")),
+    };
+    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
+    let mut settings = TlsSettings::intermediate(&files.cert_file, &files.key_file)
+        .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
+    settings.enable_h2();
+    Ok(settings)
 }
 
 /// Build the server for `config`; call `run_forever` on the result.
@@ -61,12 +101,7 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
         "authgate proxy",
     );
     match tls {
-        Some(files) => {
-            let mut settings = TlsSettings::intermediate(&files.cert_file, &files.key_file)
-                .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
-            settings.enable_h2();
-            proxy.add_tls_with_settings(&listen, None, settings);
-        }
+        Some(files) => proxy.add_tls_with_settings(&listen, None, tls_settings(&files)?),
         None => proxy.add_tcp(&listen),
     }
 

@@ -297,6 +297,71 @@ async fn websocket_upgrade_for_authenticated_users() {
     assert_eq!(read_frame(&mut s), "echo:hi");
 }
 
+/// `--test` loads the TLS certificate and key as the listener will: a key file that holds no
+/// usable key is a configuration error (64) before anything starts, not only at startup.
+#[test]
+fn config_check_loads_the_tls_files() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cert_file = write("tls.crt", &cert.cert.pem());
+    let with_tls = |key_file: &str| {
+        format!("{VALID}[server.tls]\ncert_file = \"{cert_file}\"\nkey_file = \"{key_file}\"\n")
+    };
+
+    let good = write("tls.key", &cert.signing_key.serialize_pem());
+    let (code, stdout, stderr) = check_config(&with_tls(&good));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    for (name, text) in [
+        ("cert-as-key.pem", cert.cert.pem()),
+        (
+            "another-certificate-s-key.pem",
+            other.signing_key.serialize_pem(),
+        ),
+        (
+            "garbage.pem",
+            "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n".into(),
+        ),
+        ("empty.pem", String::new()),
+    ] {
+        let (code, _, stderr) = check_config(&with_tls(&write(name, &text)));
+        assert_eq!(code, 64, "{name}: {stderr}");
+        assert!(
+            stderr.contains("server.tls: cannot load certificate or key"),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("bm90IGEga2V5"),
+            "{name}: the file's content is not echoed"
+        );
+    }
+
+    // Started for real (not --test) with a key it cannot use: the same error and exit, where
+    // pingora alone would panic in the listener's task and leave the process running.
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, with_tls(&cert_file)).unwrap();
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(env!("CARGO_BIN_EXE_authgate"))
+        .arg("-c")
+        .arg(&path)
+        .env("AUTHGATE_CLIENT_SECRET", "from-the-environment")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("server.tls: cannot load certificate or key"),
+        "{stderr}"
+    );
+}
+
 /// The listener serves HTTPS when given a certificate and key.
 #[tokio::test]
 async fn tls_listener() {
