@@ -625,7 +625,9 @@ impl Browser {
         let resp = req
             .send()
             .await
-            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+            // The whole error chain: "error sending request" alone does not say whether the
+            // connection was refused, reset, or closed by the server mid-exchange.
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e:?}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         self.store(&url, &headers);
