@@ -176,7 +176,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Start authgate with `toml` (which must use `port` and `admin_port`), wait for /healthz.
+    /// Start authgate with `toml` (which must use `port` and `admin_port`), wait for /healthz
+    /// and for the proxy port to accept.
     pub fn start_with(toml: String, port: u16, admin_port: u16) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.toml");
@@ -201,10 +202,11 @@ impl Gateway {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(resp) = raw_get_status(&gw.admin_url("/healthz")) {
-                if resp == 200 {
-                    break;
-                }
+            // The admin and proxy listeners are separate pingora services that bind
+            // independently: /healthz can answer before the proxy port accepts.
+            let healthy = raw_get_status(&gw.admin_url("/healthz")).is_ok_and(|s| s == 200);
+            if healthy && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
             }
             assert!(
                 Instant::now() < deadline,
