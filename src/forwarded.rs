@@ -23,10 +23,9 @@ const HOST: &str = "X-Forwarded-Host";
 /// Whether `name` (any case, `_` as `-`) is one of the three headers set here, which no other
 /// configured header may take.
 pub fn is_forwarding_header(name: &str) -> bool {
-    let name = crate::identity::canonical(name);
     [FOR, PROTO, HOST]
         .iter()
-        .any(|ours| ours.eq_ignore_ascii_case(&name))
+        .any(|ours| crate::identity::same_canonical(&ours.to_ascii_lowercase(), name))
 }
 
 /// The request's client as the gateway's listener saw it.

@@ -48,14 +48,9 @@ impl WrittenHeader {
     /// client's own credentials ([`RESERVED`]), read as every comparison of names in the gateway
     /// reads them: any case, `_` as `-`.
     pub fn is_reserved(&self) -> bool {
-        let name = self.name.as_str();
-        RESERVED.iter().any(|reserved| {
-            reserved.len() == name.len()
-                && reserved
-                    .bytes()
-                    .zip(name.bytes())
-                    .all(|(r, n)| r == if n == b'_' { b'-' } else { n })
-        })
+        RESERVED
+            .iter()
+            .any(|reserved| crate::identity::same_canonical(reserved, self.name.as_str()))
     }
 
     /// The spelling as text (for replies the gateway writes itself).

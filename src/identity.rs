@@ -321,8 +321,6 @@ impl HeaderMapping {
     }
 }
 
-/// Whether `name` spells `canonical` (already lower-case with `-`), in any case and with `_`
-/// for `-`.
 /// The gateway's own identity headers, `X-Forwarded-*` and `X-Auth-Request-*` for every role,
 /// canonical.
 fn own_header_names() -> impl Iterator<Item = String> {
@@ -341,7 +339,9 @@ pub fn is_own_identity_header(name: &str) -> bool {
     own_header_names().any(|own| same_canonical(&own, name))
 }
 
-fn same_canonical(canonical: &str, name: &str) -> bool {
+/// Whether `name` spells `canonical` (already lower-case with `-`), in any case and with `_`
+/// for `-`.
+pub fn same_canonical(canonical: &str, name: &str) -> bool {
     canonical.len() == name.len()
         && canonical.bytes().zip(name.bytes()).all(|(c, n)| {
             let n = match n {

@@ -48,24 +48,24 @@ pub fn check(config: &Config) -> Result<(), String> {
 /// file is a configuration error.
 fn tls_settings(files: &TlsFiles) -> Result<TlsSettings, String> {
     use pingora::tls::{load_certs_and_key_files, version, ServerConfig};
+    let unusable =
+        |why: &dyn std::fmt::Display| format!("server.tls: cannot load certificate or key: {why}");
     pingora::tls::install_default_crypto_provider();
-    let (certs, key) = match load_certs_and_key_files(&files.cert_file, &files.key_file) {
-        Ok(Some(loaded)) => loaded,
-        Ok(None) => {
-            return Err(
-                "server.tls: cannot load certificate or key: the certificate file holds \
-                 no certificate, or the key file no PKCS#1, PKCS#8 or SEC1 private key"
-                    .into(),
-            )
-        }
-        Err(e) => return Err(format!("server.tls: cannot load certificate or key: {e}")),
-    };
+    let (certs, key) =
+        match load_certs_and_key_files(&files.cert_file, &files.key_file) {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => return Err(unusable(
+                &"the certificate file holds no certificate, or the key file no PKCS#1, PKCS#8 \
+                  or SEC1 private key",
+            )),
+            Err(e) => return Err(unusable(&e)),
+        };
     ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
-    let mut settings = TlsSettings::intermediate(&files.cert_file, &files.key_file)
-        .map_err(|e| format!("server.tls: cannot load certificate or key: {e}"))?;
+        .map_err(|e| unusable(&e))?;
+    let mut settings =
+        TlsSettings::intermediate(&files.cert_file, &files.key_file).map_err(|e| unusable(&e))?;
     settings.enable_h2();
     Ok(settings)
 }

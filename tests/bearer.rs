@@ -523,24 +523,29 @@ unknown_kid_min_interval = "5s"
     let url = env.gw.url("/api/items");
     env.gw.wait_ready(Duration::from_secs(10)).await;
 
-    let client_credentials = || async {
-        let r = client
+    // An access token from the provider's token endpoint for the basic client.
+    let token_for = |form: &'static [(&'static str, &'static str)]| {
+        let request = client
             .post(format!("{}/token", env.op.issuer()))
             .basic_auth(BASIC_CLIENT, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("resource", "http://api.example.test"),
-                ("scope", "api:read"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        body["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{body}"))
-            .to_string()
+            .form(form);
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_string()
+        }
     };
+    let client_credentials = || {
+        token_for(&[
+            ("grant_type", "client_credentials"),
+            ("resource", "http://api.example.test"),
+            ("scope", "api:read"),
+        ])
+    };
+    // Without a resource the provider issues opaque tokens.
+    let opaque_token = || token_for(&[("grant_type", "client_credentials"), ("scope", "openid")]);
 
     // A client-credentials JWT access token for the resource.
     let cc = client_credentials().await;
@@ -550,30 +555,10 @@ unknown_kid_min_interval = "5s"
     assert_eq!(body["headers"]["x-forwarded-user"], BASIC_CLIENT);
 
     // An opaque token (no resource): introspected at the provider, then served from the cache.
-    let opaque: Value = client
-        .post(format!("{}/token", env.op.issuer()))
-        .basic_auth(BASIC_CLIENT, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "openid")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let opaque = opaque["access_token"].as_str().unwrap().to_string();
+    let opaque = opaque_token().await;
     assert_ne!(opaque.split('.').count(), 3, "an opaque token: {opaque}");
     // Another, not shown to the gateway until the provider is down (below).
-    let unseen: Value = client
-        .post(format!("{}/token", env.op.issuer()))
-        .basic_auth(BASIC_CLIENT, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "openid")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let unseen = unseen["access_token"].as_str().unwrap().to_string();
+    let unseen = opaque_token().await;
     for _ in 0..2 {
         let (status, _, body) = call(&client, &url, &opaque, "*/*").await;
         assert_eq!(status, 200, "{body}");
