@@ -44,6 +44,12 @@ impl Authenticated {
         }
     }
 
+    /// Whether the request's `Authorization` header was the credential the gateway checked (a
+    /// bearer token), rather than something it left to the upstream.
+    pub fn consumed_authorization(&self) -> bool {
+        matches!(self, Authenticated::Bearer { .. })
+    }
+
     /// Bounded label for logs and metrics.
     pub fn method(&self) -> &'static str {
         match self {

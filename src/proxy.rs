@@ -3,8 +3,8 @@
 //! - `request_filter`: [`admit`](AuthProxy::admit) — gateway endpoints, route classification,
 //!   authentication; answers early (`Ok(true)`) with a redirect, 401 or error;
 //! - `upstream_peer`: the route's upstream;
-//! - `upstream_request_filter`: strip forged identity headers and the gateway's cookies, then set
-//!   the identity headers ([`crate::identity`]);
+//! - `upstream_request_filter`: strip forged identity headers, the gateway's cookies and a verified
+//!   bearer token, then set the identity headers ([`crate::identity`]);
 //! - `response_filter`: the request id back to the client;
 //! - `logging`: metrics and one access-log line ([`crate::access_log`]).
 
@@ -144,10 +144,10 @@ fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -
     Admission::Answer(e.reply(browser, &format!("{prefix}/start")))
 }
 
-/// Strip, then set: forged identity headers and the gateway's cookies never reach the upstream;
-/// the request id, the client's address and, for an authenticated request, its identity headers
-/// do. The work of `upstream_request_filter` on every proxied request (public for
-/// `benches/proxy.rs`).
+/// Strip, then set: forged identity headers, the gateway's cookies and a bearer token the gateway
+/// verified never reach the upstream unless configured; the request id, the client's address and,
+/// for an authenticated request, its identity headers do. The work of `upstream_request_filter`
+/// on every proxied request (public for `benches/proxy.rs`).
 pub fn prepare_upstream_request(
     config: &Config,
     upstream_request: &mut RequestHeader,
@@ -173,6 +173,12 @@ pub fn prepare_upstream_request(
         forwarded::set(upstream_request, client)?;
     }
     if let Some(who) = auth {
+        if who.consumed_authorization() {
+            // The client's bearer token was its credential for the gateway, not for the upstream:
+            // it goes on only as configured (`pass_authorization_header`, set again by `inject`,
+            // or `pass_access_token`), as Envoy's jwt_authn and Istio do by default.
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
+        }
         config
             .headers
             .inject(upstream_request, who.identity(), who.access_token())?;

@@ -202,6 +202,8 @@ scopes = ["admin"]
         assert_eq!(status, 200, "{:?} {iss}: {body}", key.alg);
         assert_eq!(body["headers"]["x-forwarded-user"], "svc-1");
         assert_eq!(body["headers"]["x-forwarded-email"], "svc@example.test");
+        // The verified token was the gateway's credential: by default the upstream never sees it.
+        assert!(body["headers"]["authorization"].is_null(), "{body}");
         // The second time comes from the cache: same answer.
         let (status, _, _) = call(&client, &url, &token, "application/json").await;
         assert_eq!(status, 200);
@@ -470,6 +472,21 @@ scopes = ["admin"]
         .unwrap();
     let echo: Value = r.json().await.unwrap();
     assert_eq!(echo["headers"]["x-forwarded-user"], "svc-1");
+    assert!(echo["headers"]["authorization"].is_null(), "{echo}");
+
+    // On a public route no token is checked, so none is consumed: Authorization goes on as sent,
+    // whatever it holds.
+    for sent in [format!("Bearer {valid}"), "Basic dXNlcjpwYXNz".to_string()] {
+        let r = client
+            .get(env.gw.url("/public/echo"))
+            .header("Authorization", &sent)
+            .send()
+            .await
+            .unwrap();
+        let echo: Value = r.json().await.unwrap();
+        assert_eq!(echo["headers"]["authorization"], sent.as_str());
+        assert!(echo["headers"]["x-forwarded-user"].is_null(), "{echo}");
+    }
 
     let logs = env.gw.logs();
     assert!(!logs.contains("panicked"));
@@ -636,6 +653,8 @@ unknown_kid_min_interval = "5s"
 /// bearer token for API clients; the same user's opaque token works through introspection.
 #[tokio::test]
 async fn access_tokens_from_the_login_work_as_bearer_tokens() {
+    // With a JWT access token, `pass_access_token` alone; with an opaque one, also
+    // `pass_authorization_header`: each passes the verified token on in its own header.
     for (jwt, op_extra) in [
         (
             true,
@@ -643,15 +662,18 @@ async fn access_tokens_from_the_login_work_as_bearer_tokens() {
         ),
         (false, json!({})),
     ] {
+        let pass_authorization_header = !jwt;
         let env = Env::start(EnvOptions {
-            extra_toml: r#"
+            extra_toml: format!(
+                r#"
 [headers]
 pass_access_token = true
+pass_authorization_header = {pass_authorization_header}
 
 [bearer]
 oidc_audiences = ["http://api.example.test"]
 "#
-            .to_string(),
+            ),
             op_extra,
             ..Default::default()
         });
@@ -664,5 +686,11 @@ oidc_audiences = ["http://api.example.test"]
         assert_eq!(status, 200, "jwt={jwt}: {body}");
         assert_eq!(body["headers"]["x-forwarded-user"], "alice");
         assert_eq!(body["headers"]["x-forwarded-access-token"], token.as_str());
+        let authorization = &body["headers"]["authorization"];
+        if pass_authorization_header {
+            assert_eq!(*authorization, format!("Bearer {token}"), "{body}");
+        } else {
+            assert!(authorization.is_null(), "{body}");
+        }
     }
 }
