@@ -2,14 +2,15 @@
 //! port so probes and scrapes never mix with user traffic:
 //!
 //! - `/healthz`: the process is alive (always 200);
-//! - `/readyz`: 200 only when the provider's metadata and keys are loaded; otherwise 503 with a
-//!   JSON body naming what is missing;
+//! - `/readyz`: 200 only when the provider's metadata and keys are loaded and the proxy listener
+//!   accepts ([`crate::readiness`]); otherwise 503 with a JSON body naming what is missing;
 //! - `/metrics`: Prometheus text format ([`crate::metrics`]);
 //! - `POST /sessions/end?sub=<subject>` or `?sid=<provider session id>`: an operator ends
 //!   sessions (reason `admin`); answers `{"ended": n}`.
 
 use crate::gateway::Gateway;
 use crate::metrics::METRICS;
+use crate::readiness::ListenerProbe;
 use crate::session::EndReason;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -21,29 +22,35 @@ use std::sync::Arc;
 /// The admin HTTP app.
 pub struct AdminApp {
     pub gateway: Arc<Gateway>,
+    /// The proxy listener's readiness, shared with its connection filter.
+    pub proxy_listener: Arc<ListenerProbe>,
 }
 
 impl AdminApp {
     /// `(ready, body)` for `/readyz`.
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
+    pub async fn readiness(&self) -> (bool, serde_json::Value) {
         let snapshot = self.gateway.provider.snapshot();
-        let metadata = snapshot.is_some();
-        let keys = snapshot.as_ref().is_some_and(|s| s.key_count > 0);
-        let ready = metadata && keys;
-        let mut not_ready = Vec::new();
-        if !metadata {
-            not_ready.push("provider_metadata");
-        }
-        if !keys {
-            not_ready.push("provider_keys");
-        }
+        let checks = [
+            ("provider_metadata", snapshot.is_some()),
+            (
+                "provider_keys",
+                snapshot.as_ref().is_some_and(|s| s.key_count > 0),
+            ),
+            ("proxy_listener", self.proxy_listener.accepting().await),
+        ];
+        let ready = checks.iter().all(|(_, ok)| *ok);
+        let not_ready: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(name, _)| *name)
+            .collect();
+        let checks: serde_json::Map<String, serde_json::Value> = checks
+            .iter()
+            .map(|(name, ok)| (name.to_string(), (*ok).into()))
+            .collect();
         (
             ready,
-            json!({
-                "ready": ready,
-                "checks": {"provider_metadata": metadata, "provider_keys": keys},
-                "not_ready": not_ready,
-            }),
+            json!({"ready": ready, "checks": checks, "not_ready": not_ready}),
         )
     }
 }
@@ -104,7 +111,7 @@ impl ServeHttp for AdminApp {
         match session.req_header().uri.path() {
             "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => {
-                let (ready, body) = self.readiness();
+                let (ready, body) = self.readiness().await;
                 let status = if ready {
                     StatusCode::OK
                 } else {

@@ -35,6 +35,7 @@
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`access_log`]: the request id, request metrics and one access-log line per request.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and ending sessions, on the admin listener.
+//! - [`readiness`]: whether the proxy listener is this process's and accepts (for `/readyz`).
 //! - [`forward_auth`]: `/oauth2/auth` for nginx `auth_request`, Traefik, Envoy (trusted proxies only
 //!   may name the original URI).
 //! - [`error`]: every refusal as one enum, mapped to HTTP answers in one place.
@@ -58,6 +59,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod oidc;
 pub mod proxy;
+pub mod readiness;
 pub mod reload;
 pub mod reply;
 pub mod routes;

@@ -7,6 +7,7 @@ use crate::gateway::Gateway;
 use crate::jwt::JwksRefresher;
 use crate::oidc::provider::ProviderLoader;
 use crate::proxy::AuthProxy;
+use crate::readiness::ListenerProbe;
 use crate::reload::{LogLevelSetter, Reloader};
 use crate::session::events::{ExpirySweeper, WebhookWorker};
 use pingora::apps::http_app::HttpServer;
@@ -100,6 +101,8 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
         AuthProxy::new(gateway.clone()),
         "authgate proxy",
     );
+    let proxy_listener = Arc::new(ListenerProbe::new(gateway.config.load().server.listen));
+    proxy.set_connection_filter(proxy_listener.clone());
     match tls {
         Some(files) => proxy.add_tls_with_settings(&listen, None, tls_settings(&files)?),
         None => proxy.add_tcp(&listen),
@@ -109,6 +112,7 @@ pub fn build(config: Config, options: RunOptions) -> Result<(Server, Arc<Gateway
         "authgate admin".to_string(),
         HttpServer::new_app(AdminApp {
             gateway: gateway.clone(),
+            proxy_listener,
         }),
     );
     admin.add_tcp(&admin_listen);

@@ -147,6 +147,8 @@ async fn provider_down_at_boot_then_up() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["ready"], false);
     assert_eq!(body["not_ready"][0], "provider_metadata");
+    // The proxy listener is up meanwhile, and /readyz knows it is this gateway's.
+    assert_eq!(body["checks"]["proxy_listener"], true, "{body}");
 
     let mut b = Browser::new();
     let login_page = b.get(&gw.url("/app")).await;
@@ -206,9 +208,16 @@ fn a_listener_that_cannot_open_stops_the_gateway() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
+    let mut readiness_seen = None;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
+        }
+        // Meanwhile the port accepts connections (the held socket's), but the proxy listener is
+        // not this gateway's: /readyz must say so.
+        if readiness_seen.is_none() && started.elapsed() > Duration::from_secs(2) {
+            assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+            readiness_seen = raw_get(&format!("http://127.0.0.1:{admin}/readyz")).ok();
         }
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
@@ -222,6 +231,14 @@ fn a_listener_that_cannot_open_stops_the_gateway() {
     let logs = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(69), "{logs}");
     assert!(logs.contains("cannot open a listener; exiting"), "{logs}");
+    let (ready_status, ready_body) = readiness_seen.expect("/readyz answered while retrying");
+    assert_eq!(ready_status, 503, "{ready_body}");
+    let ready: serde_json::Value = serde_json::from_str(&ready_body).unwrap();
+    assert_eq!(ready["checks"]["proxy_listener"], false, "{ready}");
+    assert!(ready["not_ready"]
+        .as_array()
+        .unwrap()
+        .contains(&"proxy_listener".into()));
     assert!(
         logs.contains(&format!("127.0.0.1:{port} still in use")),
         "{logs}"
@@ -410,4 +427,22 @@ async fn tls_listener() {
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    // /readyz proves the TLS listener too: its probe is taken and dropped before any handshake
+    // (the provider is down here, so only that check is true). The harness's port check and the
+    // plain request above each logged one; the probe adds none.
+    let handshake_errors = || gw.logs().matches("handshake error").count();
+    let before = handshake_errors();
+    let ready: serde_json::Value = client
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["proxy_listener"], true, "{ready}");
+    assert_eq!(ready["not_ready"][0], "provider_metadata", "{ready}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(handshake_errors(), before, "{}", gw.logs());
 }

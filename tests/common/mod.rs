@@ -267,6 +267,11 @@ impl Gateway {
 
 /// The status of a plain HTTP/1.0 GET (blocking; used while waiting for startup).
 pub fn raw_get_status(url: &str) -> std::io::Result<u16> {
+    raw_get(url).map(|(status, _)| status)
+}
+
+/// A plain HTTP/1.0 GET (blocking): the status and the body.
+pub fn raw_get(url: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let u = Url::parse(url).unwrap();
     let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap()))?;
@@ -274,11 +279,13 @@ pub fn raw_get_status(url: &str) -> std::io::Result<u16> {
     write!(s, "GET {} HTTP/1.0\r\nHost: x\r\n\r\n", u.path())?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    Ok(buf
+    let status = buf
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
+        .unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_string()))
 }
 
 /// Settings of one test environment.
