@@ -36,8 +36,10 @@
 #     any authentication, so that case 4 against case 7 is the cached check alone (not in the
 #     default order: CASES="2 7 4 2")
 #   8, 9 cases 2 and 4 against authgate C: authgate A's configuration with the lines of VARIANT
-#     added to its [server] section, to measure a setting against the default in the same run:
+#     added to its [server] section (and those of VARIANT_HEADERS to its [headers] section), to
+#     measure a setting against the default in the same run:
 #     VARIANT='work_stealing = false' CASES="2 8 4 9 2" benches/load/run.sh
+#     VARIANT_HEADERS='pass_authorization_header = true' CASES="2 8 4 9 2" benches/load/run.sh
 # Per case and round: requests/s, p50/p99/p99.9 latency, errors, CPU time per request of the
 # server processes (from /proc), RSS. The summary gives medians over rounds and ratios to
 # cases 2 and 1. Raw lines go to target/bench-load/results.jsonl.
@@ -107,6 +109,7 @@ P_UP=$(free_port); P_NGX=$(free_port); P_GW=$(free_port); P_ADM=$(free_port)
 P_GW5=$(free_port); P_ADM5=$(free_port); P_OP=$(free_port)
 P_GWC=$(free_port); P_ADMC=$(free_port)
 VARIANT=${VARIANT:-}
+VARIANT_HEADERS=${VARIANT_HEADERS:-}
 # Authgate C runs only when a case names it.
 WITH_C=$(grep -qwE "8|9" <<<"$CASES" && echo yes || true)
 GWC_PID=
@@ -156,7 +159,7 @@ echo "minting $POOL distinct RS256 tokens for case 5..."
 (cd tests/support && node "$ROOT/benches/load/tokens.mjs" mint "$WORK" https://load.bench "$POOL" "$WORK/pool.txt")
 
 # --- authgate ---------------------------------------------------------------------------------
-gateway_conf() { # listen port, admin port, token cache capacity, more [server] lines
+gateway_conf() { # listen port, admin port, token cache capacity, more [server], [headers] lines
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
@@ -177,6 +180,8 @@ redirect_url = "http://127.0.0.1:$P_GW/oauth2/callback"
 scopes = ["openid", "profile", "email", "groups"]
 [session]
 cookie_secure = false
+[headers]
+${5:-}
 [bearer]
 cache_capacity = $3
 [[bearer.issuers]]
@@ -207,7 +212,7 @@ else
   on_server "$BIN" -c "$WORK/gw.toml" 2>"$OUT/authgate-a.log" & pids+=($!); GW_PID=$!
   on_server "$BIN" -c "$WORK/gw5.toml" 2>"$OUT/authgate-b.log" & pids+=($!); GW5_PID=$!
   if [ -n "$WITH_C" ]; then
-    gateway_conf "$P_GWC" "$P_ADMC" 100000 "$VARIANT" >"$WORK/gwc.toml"
+    gateway_conf "$P_GWC" "$P_ADMC" 100000 "$VARIANT" "$VARIANT_HEADERS" >"$WORK/gwc.toml"
     on_server "$BIN" -c "$WORK/gwc.toml" 2>"$OUT/authgate-c.log" & pids+=($!); GWC_PID=$!
   fi
   READY_TRIES=100
@@ -342,5 +347,5 @@ curl -s "http://127.0.0.1:$P_ADM5/metrics" | grep -E '^authgate_token_cache_(hit
 for p in "$GW_PID" "$GW5_PID" $GWC_PID; do grep -h VmHWM $(family "$p" | sed 's#.*#/proc/&/status#') | sort -k2 -n | tail -1; done >"$OUT/peak-rss.txt"
 
 python3 "$ROOT/benches/load/summarize.py" "$OUT/results.jsonl" "$(getconf CLK_TCK)" "$OUT/case5-cache.txt" "$OUT/peak-rss.txt" \
-  "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}${GWC_PID:+, authgate C adds: $VARIANT}, nginx worker_processes=1" | tee "$OUT/summary.md"
+  "wrk threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; authgate threads=${GW_THREADS:-1}${GWC_PID:+, authgate C adds: $VARIANT $VARIANT_HEADERS}, nginx worker_processes=1" | tee "$OUT/summary.md"
 echo "Upstream (all proxies together, warm-up included): $(cat "$OUT/upstream.txt")" | tee -a "$OUT/summary.md"
