@@ -33,8 +33,8 @@
 #   4 authgate, RS256 JWT (cached) 5 authgate, fresh RS256 JWT per request (full verify)
 #   6 authgate, unauthenticated browser request (302 to login)
 #   7 authgate, public route carrying case 4's Authorization header: the token's bytes without
-#     any authentication, so that case 4 against case 7 is the cached check alone (not in the
-#     default order: CASES="2 7 4 2")
+#     any authentication (not in the default order: CASES="2 7 4 2"); the header goes upstream as
+#     sent, where case 4's verified token does not
 #   8, 9 cases 2 and 4 against authgate C: authgate A's configuration with the lines of VARIANT
 #     added to its [server] section (and those of VARIANT_HEADERS to its [headers] section), to
 #     measure a setting against the default in the same run:
