@@ -431,8 +431,15 @@ async fn tls_listener() {
     // /readyz proves the TLS listener too: its probe is taken and dropped before any handshake
     // (the provider is down here, so only that check is true). The harness's port check and the
     // plain request above each logged one; the probe adds none.
+    // The server logs the plain request's failure after the client has given up, so wait for
+    // that line before counting.
     let handshake_errors = || gw.logs().matches("handshake error").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while handshake_errors() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before = handshake_errors();
+    assert!(before >= 2, "{}", gw.logs());
     let ready: serde_json::Value = client
         .get(gw.admin_url("/readyz"))
         .send()
