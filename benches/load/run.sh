@@ -15,8 +15,9 @@
 # MODE=perf samples the gateway (profiling build) with `perf record -e cpu-clock` while wrk loads
 # each authgate case named in CASES for DURATION seconds, and reports per case the share of time
 # in the kernel, in authgate's own code and in the rest (pingora, tokio, allocator), plus the top
-# symbols, into target/bench-load/perf/. Unlike callgrind it sees the kernel and the CPU's SHA
-# extensions.
+# symbols, into target/bench-load/perf/, and the time per request by crate in every case
+# (perf/by-crate.md: case 3's extra cost over case 2 reads off a row). Unlike callgrind it sees
+# the kernel and the CPU's SHA extensions.
 #
 # Installs what is missing (wrk, nginx, cmake, the npm packages), builds authgate in release
 # mode, then starts on 127.0.0.1:
@@ -319,11 +320,12 @@ check 6 302
 if [ "$MODE" = perf ]; then
   # One sampled run per authgate case named in CASES, after a warm-up; wrk as in the load runs.
   mkdir -p "$OUT/perf"
+  PERF_HZ=2999
   for c in $(tr ' ' '\n' <<<"$CASES" | grep -vx 1 | sort -un); do
     run_case "$c" 0 2 >/dev/null
     # The server's CPU, system-wide (attaching to a pid gives no samples in some VMs), then the
     # gateway's worker threads' samples (shares of all samples on that CPU).
-    perf record -q -a -C "$SERVER_CPU" -e cpu-clock -F 2999 -o "$OUT/perf/case$c.data" -- sleep "$DURATION" 2>/dev/null &
+    perf record -q -a -C "$SERVER_CPU" -e cpu-clock -F "$PERF_HZ" -o "$OUT/perf/case$c.data" -- sleep "$DURATION" 2>/dev/null &
     perf_pid=$!
     run_case "$c" 1 "$DURATION" >>"$OUT/results.jsonl"
     wait "$perf_pid" || true
@@ -332,6 +334,9 @@ if [ "$MODE" = perf ]; then
     { "${report[@]}" --sort comm,dso,sym 2>/dev/null || true; } | grep 'authgate proxy' >"$OUT/perf/case$c-top.txt" || true
     echo "case $c: $(awk '{printf "%s %s; ", $1, $NF}' "$OUT/perf/case$c-dso.txt")"
   done
+  # The same samples in ns per request, by crate: comparable between cases, unlike shares.
+  python3 "$ROOT/benches/load/perf_by_crate.py" "$OUT" "$PERF_HZ" \
+    $(tr ' ' '\n' <<<"$CASES" | grep -vx 1 | sort -un) | tee "$OUT/perf/by-crate.md"
   exit 0
 fi
 echo "warm-up..."
