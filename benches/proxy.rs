@@ -167,7 +167,7 @@ fn bench_proxy(c: &mut Criterion) {
     // Once, so the identities' header values are cached as in a running gateway.
     for (who, credential) in [(&session, cookie), (&bearer, token)] {
         let mut req = client_request(2, credential);
-        prepare_upstream_request(&config, &mut req, request_id, Some(who), CLIENT).unwrap();
+        prepare_upstream_request(&config, &mut req, request_id, Some(who), CLIENT, None).unwrap();
     }
 
     let mut group = c.benchmark_group("upstream_request");
@@ -175,7 +175,16 @@ fn bench_proxy(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || client_request(room, credential),
-                |req| prepare_upstream_request(&config, req, black_box(request_id), auth, CLIENT),
+                |req| {
+                    prepare_upstream_request(
+                        &config,
+                        req,
+                        black_box(request_id),
+                        auth,
+                        CLIENT,
+                        None,
+                    )
+                },
                 BatchSize::SmallInput,
             )
         });

@@ -10,14 +10,16 @@
 //! when the caller's address is in `server.trusted_proxies` (default: none), because anyone
 //! else could name a public path to get a yes (oauth2-proxy GHSA-7x63-xv5r-3p2x). From anyone
 //! else the decision is about the real path, `/oauth2/auth`, which no route makes public.
-//! `X-Forwarded-Host` plays no part: routes match paths.
+//! `X-Forwarded-Host` plays no part: routes match paths. A path the asking proxy may split into
+//! other segments than the gateway does (`..`, `//`, `\`, an encoded `/` or `\`) is refused
+//! with 400, since the proxy forwards the path as it was sent ([`crate::routes`]).
 
 use crate::auth;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::reply::Reply;
-use crate::routes::{normalize_path, AuthPolicy};
+use crate::routes::{is_ambiguous, normalize_path, AuthPolicy, PathError};
 use pingora::proxy::Session;
 
 /// Answer a forward-auth check.
@@ -49,8 +51,18 @@ pub async fn check(
         Some(u) => u.split(['?', '#']).next().unwrap_or("/").to_string(),
         None => req.uri.path().to_string(),
     };
-    let path = normalize_path(&raw_path).map_err(|_| GatewayError::BadPath)?;
-    let route = config.routes.classify(&method.to_ascii_uppercase(), &path);
+    // The proxy asking sends the original path on as it is, so a path it may read differently
+    // from the gateway gets no decision (the proxy path sends the normalized one instead).
+    let path = if raw_path.starts_with('/') && !is_ambiguous(&raw_path) {
+        normalize_path(&raw_path)
+    } else {
+        Err(PathError::Ambiguous)
+    }
+    .map_err(|_| GatewayError::BadPath)?;
+    let route = config
+        .routes
+        .classify_request(&method, &raw_path, &path)
+        .map_err(|_| GatewayError::BadPath)?;
     if route.auth == AuthPolicy::Public {
         return Ok(Reply::new(202));
     }

@@ -18,7 +18,7 @@ use crate::gateway::Gateway;
 use crate::metrics::{Outcome, HOT};
 use crate::oidc::{login, redirect};
 use crate::reply::Reply;
-use crate::routes::{normalize_path, AuthPolicy, Route};
+use crate::routes::{self, normalize_path, AuthPolicy, Route};
 use crate::session::cookie;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub auth_time: Duration,
     /// Correlates the access log, the upstream and the client (`server.request_id_header`).
     pub request_id: String,
+    /// The request target to send upstream instead of the client's, when the client's path was
+    /// not in the normalized form the route was chosen by ([`routes::upstream_target`]).
+    pub upstream_target: Option<String>,
 }
 
 /// What `admit` decided.
@@ -74,9 +77,13 @@ impl AuthProxy {
         if cookie::header_len(req) > config.server.max_cookie_header_bytes {
             return refuse(ctx, GatewayError::CookieTooLarge, browser);
         }
-        let Ok(path) = normalize_path(req.uri.path()) else {
+        let Ok(raw_path) = routes::target_path(req.raw_path(), &req.uri) else {
             return refuse(ctx, GatewayError::BadPath, browser);
         };
+        let Ok(path) = normalize_path(raw_path) else {
+            return refuse(ctx, GatewayError::BadPath, browser);
+        };
+        ctx.upstream_target = routes::upstream_target(req.raw_path(), &path, req.uri.query());
         if let Some(sub_path) = path
             .strip_prefix(config.server.endpoint_prefix.as_str())
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -86,7 +93,12 @@ impl AuthProxy {
             return Admission::Answer(reply);
         }
 
-        let route = config.routes.classify(req.method.as_str(), &path);
+        let Ok(route) = config
+            .routes
+            .classify_request(req.method.as_str(), raw_path, &path)
+        else {
+            return refuse(ctx, GatewayError::BadPath, browser);
+        };
         ctx.route = Some(route.clone());
         // API routes answer programs: JSON errors, never a login page or redirect.
         browser &= route.auth != AuthPolicy::Api;
@@ -146,15 +158,20 @@ fn refusal(ctx: &mut RequestCtx, prefix: &str, e: GatewayError, browser: bool) -
 
 /// Strip, then set: forged identity headers, the gateway's cookies and a bearer token the gateway
 /// verified never reach the upstream unless configured; the request id, the client's address and,
-/// for an authenticated request, its identity headers do. The work of `upstream_request_filter`
-/// on every proxied request (public for `benches/proxy.rs`).
+/// for an authenticated request, its identity headers do. `target`, when given, replaces the
+/// client's request target (the normalized path the route was chosen by). The work of
+/// `upstream_request_filter` on every proxied request (public for `benches/proxy.rs`).
 pub fn prepare_upstream_request(
     config: &Config,
     upstream_request: &mut RequestHeader,
     request_id: &str,
     auth: Option<&Authenticated>,
     client: forwarded::Client,
+    target: Option<&str>,
 ) -> Result<()> {
+    if let Some(target) = target {
+        upstream_request.set_raw_path(target.as_bytes())?;
+    }
     let forged = config.headers.strip(upstream_request);
     if !forged.is_empty() {
         tracing::warn!(headers = ?forged, "removed identity headers sent by the client");
@@ -199,6 +216,7 @@ impl ProxyHttp for AuthProxy {
             started: Instant::now(),
             auth_time: Duration::ZERO,
             request_id: String::new(),
+            upstream_target: None,
         }
     }
 
@@ -254,6 +272,7 @@ impl ProxyHttp for AuthProxy {
             &ctx.request_id,
             ctx.auth.as_ref(),
             client,
+            ctx.upstream_target.as_deref(),
         )
     }
 

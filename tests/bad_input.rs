@@ -385,3 +385,99 @@ async fn garbage_cookies_and_paths_are_4xx() {
         .await;
     assert_eq!(ok.status, 200);
 }
+
+/// The upstream gets the path the route was chosen by, whatever the client wrote: an upstream
+/// that reads `%5C`, `%2F`, `..` or `;` differently from the gateway cannot be reached outside the
+/// route the gateway authorized (raw requests: an HTTP client would normalize these itself).
+#[tokio::test]
+async fn the_upstream_sees_the_path_that_was_authorized() {
+    let env = Env::start(EnvOptions {
+        extra_toml: "\n[[routes]]\nname = \"docs-write\"\nprefix = \"/docs\"\nmethods = [\"DELETE\"]\n\
+                     auth = \"protected\"\n\n[[routes]]\nname = \"docs\"\nprefix = \"/docs\"\nauth = \"public\"\n"
+            .into(),
+        ..EnvOptions::default()
+    });
+    let port = env.gw.port;
+    // The echo's JSON (pingora passes the upstream's chunked framing on, even to HTTP/1.0).
+    let upstream_url = |body: &str| -> String {
+        let json = body
+            .find('{')
+            .zip(body.rfind('}'))
+            .map_or("", |(start, end)| &body[start..=end]);
+        let echo: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+        echo["url"].as_str().unwrap_or_default().to_string()
+    };
+    // Judged as a public path, and sent upstream as exactly that path.
+    for (target, sent) in [
+        ("/app/x%5C..%5C..%5Cpublic/e", "/public/e"),
+        ("/app/x%2F..%2F..%2Fpublic/e?q=%2F..", "/public/e?q=%2F.."),
+        ("/app/%2e%2e/public/e", "/public/e"),
+        ("/app/../public/e", "/public/e"),
+        ("//public//e", "/public/e"),
+        ("/public/%65", "/public/e"),
+        ("http://x/public/e", "/public/e"),
+        ("/public/e;jsessionid=AB12", "/public/e;jsessionid=AB12"),
+        ("/public/e", "/public/e"),
+    ] {
+        let (status, body) = raw_request(port, "GET", target, &[]).unwrap();
+        assert_eq!(status, 200, "{target}");
+        assert_eq!(upstream_url(&body), sent, "{target}: {body}");
+    }
+    // Judged as the protected path they resolve to.
+    for target in ["/public/../app", "/public/%2e%2e/app", "/public\\..\\app"] {
+        let (status, _) = raw_request(port, "GET", target, &[]).unwrap();
+        assert_eq!(status, 401, "{target}");
+    }
+    // Targets pingora would judge as `/` but forward as sent, `;` parameters that a servlet
+    // container would route elsewhere, and (pingora's check) an absolute-form target naming
+    // another host than `Host`: 400.
+    for target in [
+        "app/x",
+        "x:/public/e",
+        "*",
+        "/public/..;/app",
+        "/app;x/..;/public/e",
+        "http://elsewhere/public/e",
+    ] {
+        let (status, _) = raw_request(port, "GET", target, &[]).unwrap();
+        assert_eq!(status, 400, "{target}");
+    }
+    // Methods match routes whatever their case: `delete` is DELETE to Flask or Rails.
+    for method in ["DELETE", "delete", "Delete"] {
+        let (status, _) = raw_request(port, method, "/docs/page", &[]).unwrap();
+        assert_eq!(status, 401, "{method}");
+    }
+    let (status, _) = raw_request(port, "GET", "/docs/page", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(!env.gw.logs().contains("panicked"));
+}
+
+/// Forward-auth cannot change what its proxy forwards, so a path the proxy may split into other
+/// segments than the gateway does gets no decision.
+#[tokio::test]
+async fn forward_auth_refuses_paths_its_proxy_may_read_otherwise() {
+    let env = Env::start(EnvOptions::default().trusting_loopback_proxy());
+    let port = env.gw.port;
+    for uri in [
+        "/app/x%5C..%5C..%5Cpublic",
+        "/app/x%2F..%2F..%2Fpublic",
+        "/app/%2e%2e/public",
+        "/app/../public",
+        "//public",
+        "/public/..;/app",
+        "app/public",
+    ] {
+        let (status, _) =
+            raw_request(port, "GET", "/oauth2/auth", &[("X-Original-URI", uri)]).unwrap();
+        assert_eq!(status, 400, "{uri}");
+    }
+    for (uri, status) in [
+        ("/public/x?a=/../b", 202),
+        ("/app", 401),
+        ("/public/x;s=1", 202),
+    ] {
+        let (got, _) =
+            raw_request(port, "GET", "/oauth2/auth", &[("X-Original-URI", uri)]).unwrap();
+        assert_eq!(got, status, "{uri}");
+    }
+}

@@ -272,11 +272,27 @@ pub fn raw_get_status(url: &str) -> std::io::Result<u16> {
 
 /// A plain HTTP/1.0 GET (blocking): the status and the body.
 pub fn raw_get(url: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
     let u = Url::parse(url).unwrap();
-    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap()))?;
+    raw_request(u.port().unwrap(), "GET", u.path(), &[])
+}
+
+/// An HTTP/1.0 request to 127.0.0.1:`port` written byte for byte as given (blocking), where an
+/// HTTP client would normalize the target or the method: the status and the body.
+pub fn raw_request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET {} HTTP/1.0\r\nHost: x\r\n\r\n", u.path())?;
+    let mut request = format!("{method} {target} HTTP/1.0\r\nHost: x\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes())?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     let status = buf
