@@ -109,6 +109,10 @@ fn exit_when_a_listener_cannot_open() {
 
 /// Logs to stderr, text or JSON. `AUTHGATE_LOG` overrides `server.log_level`; without it the
 /// level can change on reload (the returned setter).
+/// Log targets whose debug and trace lines carry header values, capped at `info` whatever
+/// `log_level` or `AUTHGATE_LOG` says (a prefix covers `pingora_core`, `pingora_proxy`, ...).
+const SECRET_BEARING_DEBUG: &str = "pingora=info";
+
 fn init_logging(level: &str, format: LogFormat) -> Option<LogLevelSetter> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -121,7 +125,11 @@ fn init_logging(level: &str, format: LogFormat) -> Option<LogLevelSetter> {
         LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
+    // pingora's debug lines print whole request headers (a client's `Authorization`, the
+    // identity headers, `X-Forwarded-Access-Token`): no setting may turn them on.
+    let never_secrets = EnvFilter::new(format!("trace,{SECRET_BEARING_DEBUG}"));
     tracing_subscriber::registry()
+        .with(never_secrets)
         .with(filter)
         .with(output)
         .init();

@@ -453,3 +453,37 @@ async fn tls_listener() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(handshake_errors(), before, "{}", gw.logs());
 }
+
+/// At the most verbose level, pingora's lines that print whole headers stay out of the log: no
+/// setting may log a client's `Authorization` or cookies (README, "Security notes").
+#[tokio::test]
+async fn the_most_verbose_log_holds_no_credential() {
+    let port = free_port();
+    let admin = free_port();
+    let upstream = start_upstream();
+    let toml = gateway_toml(
+        port,
+        admin,
+        "http://127.0.0.1:1",
+        upstream.port(),
+        &EnvOptions::default(),
+    );
+    let gw = Gateway::start_logging(toml, port, admin, "trace");
+    let (status, _) = raw_request(
+        port,
+        "GET",
+        "/public/x",
+        &[
+            ("Authorization", "Bearer SECRETTOKEN0123456789"),
+            ("Cookie", "theirs=SECRETCOOKIE0123456789"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = gw.logs();
+    // Verbose indeed: the gateway's own debug and trace lines are there.
+    assert!(logs.contains("DEBUG") && logs.contains("TRACE"), "{logs}");
+    assert!(!logs.contains("SECRETTOKEN"), "{logs}");
+    assert!(!logs.contains("SECRETCOOKIE"), "{logs}");
+}

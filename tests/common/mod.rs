@@ -179,6 +179,16 @@ impl Gateway {
     /// Start authgate with `toml` (which must use `port` and `admin_port`), wait for /healthz
     /// and for the proxy port to accept.
     pub fn start_with(toml: String, port: u16, admin_port: u16) -> Gateway {
+        Self::start_logging(
+            toml,
+            port,
+            admin_port,
+            "debug,pingora_core=warn,pingora_proxy=warn",
+        )
+    }
+
+    /// [`Self::start_with`], logging what `AUTHGATE_LOG=log_filter` lets through.
+    pub fn start_logging(toml: String, port: u16, admin_port: u16, log_filter: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, toml).unwrap();
@@ -186,7 +196,7 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
             .arg("-c")
             .arg(&config_path)
-            .env("AUTHGATE_LOG", "debug,pingora_core=warn,pingora_proxy=warn")
+            .env("AUTHGATE_LOG", log_filter)
             .env("AUTHGATE_TEST_CLIENT_SECRET", CLIENT_SECRET)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
