@@ -612,7 +612,9 @@ impl Validator {
                 fallback()
             }
             Err(e) => {
-                self.bad::<()>(key, &format!("{raw:?} is not a URL ({e})"));
+                // Not the value: a webhook's URL may carry its secret (`/hooks/T0/SECRET`), any
+                // URL a password; the key says which setting it is.
+                self.bad::<()>(key, &format!("is not an absolute URL ({e})"));
                 fallback()
             }
         }
@@ -1431,6 +1433,16 @@ mod tests {
         assert_eq!(errs, ["oidc.leeway: \"11m\" is more than 10 minutes"]);
         let errs = errors_of(&format!("{MINIMAL}[bearer]\nleeway = \"99years\"\n"));
         assert_eq!(errs, ["bearer.leeway: \"99years\" is more than 10 minutes"]);
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_named_not_printed() {
+        let errs = errors_of(&format!(
+            "{MINIMAL}[[logout.webhooks]]\nurl = \"https//hooks.example/T0/XOXB-SECRET-PATH\"\n"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("logout.webhooks[0].url: is not an absolute URL"));
+        assert!(!errs[0].contains("SECRET"), "{errs:?}");
     }
 
     #[test]
