@@ -461,7 +461,18 @@ impl TryFrom<FileConfig> for Config {
         for (i, r) in f.routes.into_iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
             let matcher = match (r.prefix, r.pattern) {
-                (Some(p), None) if p.starts_with('/') => PathMatcher::Prefix(p),
+                // Paths are matched normalized, so a prefix in any other form would never
+                // match and its route would silently protect nothing.
+                (Some(p), None) if crate::routes::normalize_path(&p).as_ref() == Ok(&p) => {
+                    PathMatcher::Prefix(p)
+                }
+                (Some(p), None) if p.starts_with('/') => v.bad(
+                    &key("prefix"),
+                    &match crate::routes::normalize_path(&p) {
+                        Ok(n) => format!("must be written as the normalized path requests are matched on: {n:?}"),
+                        Err(_) => "must be a path, written as requests are matched on (decoded, no control characters)".into(),
+                    },
+                ),
                 (Some(_), None) => v.bad(&key("prefix"), "must start with /"),
                 (None, Some(p)) => match regex::Regex::new(&p) {
                     Ok(re) => PathMatcher::Pattern(re),
@@ -1433,6 +1444,38 @@ mod tests {
         assert_eq!(errs, ["oidc.leeway: \"11m\" is more than 10 minutes"]);
         let errs = errors_of(&format!("{MINIMAL}[bearer]\nleeway = \"99years\"\n"));
         assert_eq!(errs, ["bearer.leeway: \"99years\" is more than 10 minutes"]);
+    }
+
+    #[test]
+    fn route_prefixes_are_written_as_requests_are_matched() {
+        for (prefix, normalized) in [
+            ("/files/private%20docs", "/files/private docs"),
+            ("/a//b", "/a/b"),
+            ("/a/./b", "/a/b"),
+            ("/a\\\\b", "/a/b"),
+            ("/a/../b", "/b"),
+        ] {
+            let errs = errors_of(&format!(
+                "{MINIMAL}[[routes]]\nprefix = \"{prefix}\"\nauth = \"public\"\n"
+            ));
+            assert_eq!(
+                errs,
+                [format!(
+                    "routes[0].prefix: must be written as the normalized path requests are matched on: {normalized:?}"
+                )],
+                "{prefix}"
+            );
+        }
+        let errs = errors_of(&format!(
+            "{MINIMAL}[[routes]]\nprefix = \"/a%zz\"\nauth = \"public\"\n"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        for prefix in ["/", "/files/private docs", "/api/", "/café", "/x;y"] {
+            let errs = errors_of(&format!(
+                "{MINIMAL}[[routes]]\nprefix = \"{prefix}\"\nauth = \"public\"\n"
+            ));
+            assert!(errs.is_empty(), "{prefix}: {errs:?}");
+        }
     }
 
     #[test]
