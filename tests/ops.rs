@@ -259,14 +259,15 @@ async fn forward_auth_behind_nginx() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    // ... and traversal in it is normalized before matching.
+    // ... but not one with traversal in it: the proxy asking forwards the path as sent, and may
+    // read it otherwise than the gateway (tests/bad_input.rs has the other spellings).
     let r = trusted
         .get(env.gw.url("/oauth2/auth"))
         .header("X-Forwarded-Uri", "/public/../admin")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
 }
 
 /// The upstream learns the client's address: a client's own X-Forwarded-For, -Proto and -Host
