@@ -43,14 +43,17 @@ pub struct Client {
 pub fn set(req: &mut RequestHeader, client: Client) -> Result<()> {
     // `X_Forwarded_For` and the like are not ours, but servers that read `_` as `-` (CGI, WSGI,
     // PHP: both are `HTTP_X_FORWARDED_FOR`) would take them for ours: the client's go.
-    let lookalikes: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|name| name.as_str().contains('_') && is_forwarding_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in &lookalikes {
-        req.remove_header(name);
+    let has_underscore = |name: &http::HeaderName| name.as_str().as_bytes().contains(&b'_');
+    if req.headers.keys().any(has_underscore) {
+        let lookalikes: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|name| has_underscore(name) && is_forwarding_header(name.as_str()))
+            .cloned()
+            .collect();
+        for name in &lookalikes {
+            req.remove_header(name);
+        }
     }
     let earlier = client.trusted_proxy.then(|| joined(req, FOR)).flatten();
     let chain = match (earlier, client.ip) {

@@ -142,7 +142,7 @@ impl RouteTable {
         path: &str,
     ) -> Result<Arc<Route>, PathError> {
         let route = self.classify(method, path);
-        if path.contains(';') {
+        if path.as_bytes().contains(&b';') {
             let servlet = self.classify(method, &normalize_path_without_params(raw)?);
             if !Arc::ptr_eq(&route, &servlet) {
                 return Err(PathError::Ambiguous);
