@@ -103,14 +103,25 @@ fn config_check_names_every_problem() {
         );
     }
 
-    // Several problems at once.
+    // Several problems at once, values of the wrong type among them (those once stopped the
+    // check at the first), named by key without their value.
     let many = VALID
         .replace("https://id.example.test/realms/main", "nope")
         .replace("[oidc]", "[oidc]\ntypo = 1\nscopes = [\"profile\"]");
+    let many = format!("[server]\nthreads = \"four\"\naccess_log = 1\n{many}\n[[routes]]\nprefix = \"/x\"\nauth = [\"public\"]\nlissen = 1");
     let (_, _, err) = check_config(&many);
-    for key in ["oidc.issuer:", "oidc.typo: unknown key", "oidc.scopes:"] {
+    for key in [
+        "oidc.issuer:",
+        "oidc.typo: unknown key",
+        "oidc.scopes:",
+        "server.threads: invalid type: string, expected",
+        "server.access_log: invalid type: integer, expected a boolean",
+        "routes[0].auth: invalid type: sequence, expected a string",
+        "routes[0].lissen: unknown key",
+    ] {
         assert!(err.contains(key), "{key} missing from:\n{err}");
     }
+    assert!(!err.contains("four"), "a value was printed:\n{err}");
 
     // Running (not --test) on a bad file also exits 64 without starting.
     let dir = tempfile::tempdir().unwrap();

@@ -294,21 +294,7 @@ impl Config {
         for (key, value) in table.iter_mut() {
             interpolate(key, value, &mut errors);
         }
-        let mut unknown = Vec::new();
-        let de = toml::Value::Table(table);
-        let parsed: Result<FileConfig, _> = serde_ignored::deserialize(de, |path| {
-            unknown.push(path.to_string());
-        });
-        let file = match parsed {
-            Ok(f) => f,
-            Err(e) => {
-                errors.push(ConfigError {
-                    key: String::new(),
-                    message: e.to_string(),
-                });
-                return Err(errors);
-            }
-        };
+        let (file, unknown) = deserialize_collecting(table, &mut errors);
         errors.extend(unknown.into_iter().map(|key| {
             ConfigError {
                 message: match key.as_str() {
@@ -324,7 +310,10 @@ impl Config {
             Ok(config) if errors.is_empty() => Ok(config),
             Ok(_) => Err(errors),
             Err(more) => {
-                errors.extend(more);
+                // A value of the wrong type was set aside for its default: what validation then
+                // says about the default is not news.
+                let reported: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+                errors.extend(more.into_iter().filter(|e| !reported.contains(&e.key)));
                 Err(errors)
             }
         }
@@ -1145,6 +1134,98 @@ fn interpolate(path: &str, value: &mut toml::Value, errors: &mut Vec<ConfigError
     }
 }
 
+/// At most this many values of the wrong type are reported; the rest of the file is still
+/// checked once they are set aside.
+const MAX_TYPE_ERRORS: usize = 64;
+
+/// Deserialize `table`, reporting every value of the wrong type rather than the first: each is
+/// recorded under its key, removed (every key has a default, so the file stays whole), and the
+/// rest deserialized again. Returns the file and the unknown keys of the last pass.
+fn deserialize_collecting(
+    table: toml::Table,
+    errors: &mut Vec<ConfigError>,
+) -> (FileConfig, Vec<String>) {
+    let mut root = toml::Value::Table(table);
+    for _ in 0..MAX_TYPE_ERRORS {
+        let mut unknown = Vec::new();
+        let mut note_unknown = |path: serde_ignored::Path| unknown.push(key_of(&path));
+        let ignored = serde_ignored::Deserializer::new(root.clone(), &mut note_unknown);
+        let parsed: Result<FileConfig, _> = serde_path_to_error::deserialize(ignored);
+        let e = match parsed {
+            Ok(file) => return (file, unknown),
+            Err(e) => e,
+        };
+        errors.push(ConfigError {
+            key: e.path().to_string(),
+            message: without_value(e.inner().message()),
+        });
+        if !remove_at(&mut root, e.path()) {
+            break;
+        }
+    }
+    (FileConfig::default(), Vec::new())
+}
+
+/// An ignored key written as every other error names its key: `routes[1].lissen`.
+fn key_of(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_of(parent)),
+        Path::Map { parent, key } => match key_of(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_of(parent),
+    }
+}
+
+/// Remove the value at `path` from `root`; false when there is none (the error was not about
+/// one value, and deserializing again would fail the same way).
+fn remove_at(root: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut here = root;
+    for segment in parents {
+        let next = match (here, segment) {
+            (toml::Value::Table(t), Segment::Map { key }) => t.get_mut(key.as_str()),
+            (toml::Value::Array(a), Segment::Seq { index }) => a.get_mut(*index),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        here = next;
+    }
+    match (here, last) {
+        (toml::Value::Table(t), Segment::Map { key }) => t.remove(key.as_str()).is_some(),
+        (toml::Value::Array(a), Segment::Seq { index }) if *index < a.len() => {
+            a.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// serde's type errors quote the value found (`invalid type: string "4", expected usize`); a
+/// value in the wrong place may be a secret, so only its kind is kept
+/// (`invalid type: string, expected usize`).
+fn without_value(message: &str) -> String {
+    if !message.starts_with("invalid type: ") && !message.starts_with("invalid value: ") {
+        return message.to_string();
+    }
+    let (found, expected) = message
+        .split_once(", expected ")
+        .unwrap_or((message, "another value"));
+    let kind = found.split(['"', '`']).next().unwrap_or(found).trim_end();
+    format!("{kind}, expected {expected}")
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -1369,6 +1450,63 @@ mod tests {
                 "{key} missing from {errs:#?}"
             );
         }
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_all_reported_without_their_value() {
+        let text = r#"
+            [server]
+            threads = "4"
+            access_log = "yes"
+            trusted_proxies = "10.0.0.0/8"
+            [oidc]
+            issuer = "https://id.example.test"
+            client_id = "gw"
+            client_secret = 918273645546372819
+            redirect_url = "https://app.example.test/oauth2/callback"
+            [session]
+            idle_timeout = "forever"
+            [[routes]]
+            prefix = "/a"
+            auth = ["public"]
+            methods = "GET"
+            [[routes]]
+            prefix = "/b"
+            lissen = 1
+        "#;
+        let errs = errors_of(text);
+        for key in [
+            "server.threads: invalid type: string, expected usize",
+            "server.access_log: invalid type: string, expected a boolean",
+            "server.trusted_proxies: invalid type: string, expected a sequence",
+            "oidc.client_secret: invalid type: integer, expected a string",
+            "session.idle_timeout:",
+            "routes[0].auth: invalid type: sequence, expected a string",
+            "routes[0].methods:",
+            "routes[1].lissen: unknown key",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(key)),
+                "{key} missing from {errs:#?}"
+            );
+        }
+        assert!(!errs.iter().any(|e| e.contains("918273645546372819")));
+        // Each key once: not again for the default that took the bad value's place.
+        for key in ["oidc.client_secret:", "routes[0].auth:"] {
+            assert_eq!(
+                errs.iter().filter(|e| e.starts_with(key)).count(),
+                1,
+                "{errs:#?}"
+            );
+        }
+        // A whole section of the wrong type, and a garbage file of nothing but wrong types.
+        let errs = errors_of("server = 5\nroutes = \"x\"");
+        assert!(errs.iter().any(|e| e.starts_with("server: invalid type")));
+        assert!(errs.iter().any(|e| e.starts_with("routes: invalid type")));
+        let garbage: String = (0..200)
+            .map(|i| format!("[[routes]]\nprefix = {i}\n"))
+            .collect();
+        assert!(errors_of(&garbage).len() >= MAX_TYPE_ERRORS);
     }
 
     #[test]
