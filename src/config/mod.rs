@@ -347,6 +347,12 @@ impl TryFrom<FileConfig> for Config {
                     || p.chars().any(char::is_control)
                 {
                     v.bad("server.endpoint_prefix", "must be a path like /oauth2")
+                } else if crate::routes::normalize_path(&p).as_ref() != Ok(&p) {
+                    // Requests are matched normalized: the endpoints would be unreachable.
+                    v.bad(
+                        "server.endpoint_prefix",
+                        "must be written as the normalized path requests are matched on",
+                    )
                 } else {
                     p
                 }
@@ -1408,7 +1414,7 @@ mod tests {
             "{errs:?}"
         );
         // The prefix is also the logout cookie's Path: nothing that would end the attribute.
-        for prefix in ["/a;b", "/a\\u0001"] {
+        for prefix in ["/a;b", "/a\\u0001", "/a//b", "/a/../oauth2", "/o%61uth2", "/./x"] {
             let text = format!("{MINIMAL}\n[server]\nendpoint_prefix = \"{prefix}\"\n");
             let errs = errors_of(&text);
             assert!(errs[0].starts_with("server.endpoint_prefix"), "{errs:?}");
