@@ -124,7 +124,6 @@ fn bench_proxy(c: &mut Criterion) {
     let store = MemoryStore::new(
         config.session.max_sessions,
         config.session.idle_timeout,
-        config.session.login_timeout,
         Arc::new(Quiet),
     );
     futures::executor::block_on(store.insert(session.clone())).unwrap();

@@ -84,7 +84,6 @@ fn main() {
     let store = MemoryStore::new(
         config.session.max_sessions,
         config.session.idle_timeout,
-        config.session.login_timeout,
         Arc::new(Quiet),
     );
     let headers = config.headers;

@@ -7,6 +7,7 @@ use crate::oidc::provider::Provider;
 use crate::session::events::SessionEvents;
 use crate::session::id_token_cookie::IdTokenSeal;
 use crate::session::memory::MemoryStore;
+use crate::session::pending_login::LoginSeal;
 use crate::session::SessionStore;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Gateway {
     /// Seals ID tokens into logout cookies; its key lives as long as the process, across
     /// reloads.
     pub id_token_seal: IdTokenSeal,
+    /// Seals pending logins into the login cookie ([`crate::session::pending_login`]).
+    pub login_seal: LoginSeal,
 }
 
 impl Gateway {
@@ -38,7 +41,6 @@ impl Gateway {
         let store = Arc::new(MemoryStore::new(
             config.session.max_sessions,
             config.session.idle_timeout,
-            config.session.login_timeout,
             events.clone(),
         ));
         let bearer = Arc::new(Bearer::new(
@@ -55,6 +57,7 @@ impl Gateway {
             events,
             http,
             id_token_seal: IdTokenSeal::generate(),
+            login_seal: LoginSeal::generate(),
         })
     }
 }

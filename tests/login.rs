@@ -35,7 +35,8 @@ async fn login_hop_by_hop_then_upstream_sees_identity() {
     assert_ne!(q["state"], q["nonce"]);
     let login_cookie = first.set_cookie("_authgate_login").expect("login cookie");
     assert!(login_cookie.contains("HttpOnly") && login_cookie.contains("Max-Age=600"));
-    assert!(login_cookie.contains(&q["state"]));
+    // The pending login is sealed in it, unreadable: not even the state shows.
+    assert!(login_cookie.starts_with("_authgate_login=") && !login_cookie.contains(&q["state"]));
 
     // 2. The provider's login and consent forms, then back to the gateway's callback.
     let callback = provider_login(&mut b, authorize, "alice", env.gw.port).await;

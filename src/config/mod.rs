@@ -382,9 +382,9 @@ impl TryFrom<FileConfig> for Config {
                 n if n < MIN_COOKIE_HEADER_BYTES => v.bad(
                     "server.max_cookie_header_bytes",
                     &format!(
-                        "{n} is less than {MIN_COOKIE_HEADER_BYTES}: the gateway's logout cookie \
-                         alone may take {} bytes",
-                        crate::session::id_token_cookie::MAX_VALUE_LEN
+                        "{n} is less than {MIN_COOKIE_HEADER_BYTES}: the gateway's login cookie \
+                         and its logout cookie may each take {} bytes",
+                        crate::session::seal::MAX_VALUE_LEN
                     ),
                 ),
                 n => n,
@@ -1414,7 +1414,14 @@ mod tests {
             "{errs:?}"
         );
         // The prefix is also the logout cookie's Path: nothing that would end the attribute.
-        for prefix in ["/a;b", "/a\\u0001", "/a//b", "/a/../oauth2", "/o%61uth2", "/./x"] {
+        for prefix in [
+            "/a;b",
+            "/a\\u0001",
+            "/a//b",
+            "/a/../oauth2",
+            "/o%61uth2",
+            "/./x",
+        ] {
             let text = format!("{MINIMAL}\n[server]\nendpoint_prefix = \"{prefix}\"\n");
             let errs = errors_of(&text);
             assert!(errs[0].starts_with("server.endpoint_prefix"), "{errs:?}");
@@ -1527,13 +1534,13 @@ mod tests {
     }
 
     #[test]
-    fn cookie_header_limit_leaves_room_for_the_logout_cookie() {
+    fn cookie_header_limit_leaves_room_for_the_gateway_cookies() {
         let errs = errors_of(&format!("[server]\nmax_cookie_header_bytes = 0\n{MINIMAL}"));
         assert_eq!(
             errs,
             [
-                "server.max_cookie_header_bytes: 0 is less than 4096: the gateway's logout cookie \
-              alone may take 3800 bytes"
+                "server.max_cookie_header_bytes: 0 is less than 4096: the gateway's login cookie \
+              and its logout cookie may each take 3800 bytes"
             ]
         );
         let text = format!("[server]\nmax_cookie_header_bytes = 4096\n{MINIMAL}");

@@ -2,8 +2,9 @@
 //! `response_mode=form_post`), the code exchange, ID-token verification, and the new session.
 //!
 //! Order of checks, each failing closed with a 4xx and no session:
-//! 1. `state` is present and is one this browser's login cookie holds (constant-time compare);
-//! 2. the pending login for it exists and is taken, so a replayed callback finds nothing;
+//! 1. `state` is present and names a pending login sealed in this browser's login cookie
+//!    (constant-time compare), which is taken out of the cookie;
+//! 2. that pending login has not expired (`session.login_timeout`);
 //! 3. `iss`, when the provider sends it (RFC 9207), is the configured issuer;
 //! 4. the code is exchanged with the PKCE verifier and the configured client authentication;
 //! 5. the ID token is verified (signature from the JWKS, `iss`, `aud`, `azp` with several
@@ -15,12 +16,11 @@ use crate::gateway::Gateway;
 use crate::http_client::send_to_idp;
 use crate::identity::Identity;
 use crate::metrics::{IdpStatus, METRICS};
-use crate::oidc::login::remaining_states;
 use crate::oidc::provider::ProviderSnapshot;
 use crate::reply::Reply;
 use crate::secret::{ct_eq, Secret};
-use crate::session::cookie::login_states;
-use crate::session::{session_claims, unix_now, PendingLogin, Session, SessionId, SessionTokens};
+use crate::session::pending_login::{NotPending, PendingLogin};
+use crate::session::{session_claims, unix_now, Session, SessionId, SessionTokens};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openidconnect::core::{
@@ -73,16 +73,13 @@ pub async fn complete(
     login_cookie: Option<&str>,
 ) -> Result<Reply, GatewayError> {
     let state = params.state.as_deref().ok_or(GatewayError::StateMismatch)?;
-    let known = login_states(login_cookie);
-    if !known.iter().any(|s| ct_eq(s.as_bytes(), state.as_bytes())) {
-        return Err(GatewayError::StateMismatch);
-    }
-    let pending = gw
-        .store
-        .take_pending(state)
-        .await
-        .map_err(|_| GatewayError::StoreUnavailable)?
-        .ok_or(GatewayError::LoginExpired)?;
+    let (pending, remaining) = gw
+        .login_seal
+        .take(login_cookie, state, unix_now())
+        .map_err(|e| match e {
+            NotPending::NotThisBrowser => GatewayError::StateMismatch,
+            NotPending::Expired => GatewayError::LoginExpired,
+        })?;
     if let Some(error) = params.error {
         let description = params.error_description.unwrap_or_default();
         let shown: String = format!("{error} {description}").chars().take(200).collect();
@@ -126,7 +123,6 @@ pub async fn complete(
     METRICS.sessions_created.inc();
 
     let cookies = &config.session.cookies;
-    let remaining = remaining_states(login_cookie, state);
     let form_post = config.oidc.response_mode == crate::config::ResponseMode::FormPost;
     Ok(Reply::redirect(pending.return_to)
         .set_cookie(cookies.session_cookie(session_id.encode().expose()))

@@ -1,19 +1,20 @@
 //! Starting a login: the authorization request (state, nonce, PKCE S256) and the pending login
-//! it leaves behind.
+//! it leaves with the browser ([`crate::session::pending_login`]).
 
 use crate::config::{Config, ResponseMode};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::reply::Reply;
 use crate::secret::Secret;
-use crate::session::cookie::login_states;
-use crate::session::{random_token, PendingLogin};
+use crate::session::pending_login::PendingLogin;
+use crate::session::{random_token, unix_now};
 use openidconnect::PkceCodeChallenge;
 
 /// Send the browser to the provider; `return_to` is a path already checked as same-site.
 ///
-/// The pending login (nonce, PKCE verifier, return path) is stored under a fresh `state`, and
-/// the state is added to the browser's login cookie, which binds the login to this browser.
+/// The pending login (a fresh `state`, nonce, PKCE verifier, return path and expiry) is sealed
+/// into the browser's login cookie, which binds the login to this browser; the gateway keeps
+/// nothing, so no flood of unauthenticated requests can crowd out a real login.
 pub async fn begin(
     gw: &Gateway,
     config: &Config,
@@ -49,29 +50,20 @@ pub async fn begin(
         }
     }
 
-    gw.store
-        .put_pending(
-            &state,
-            PendingLogin {
-                nonce: Secret::new(nonce),
-                pkce_verifier: Secret::new(verifier.secret().as_str()),
-                return_to,
-            },
-        )
-        .await
-        .map_err(|_| GatewayError::StoreUnavailable)?;
-
+    let pending = PendingLogin {
+        state,
+        nonce: Secret::new(nonce),
+        pkce_verifier: Secret::new(verifier.secret().as_str()),
+        return_to,
+        expires_at: unix_now().saturating_add(config.session.login_timeout.as_secs()),
+    };
     let cookies = &config.session.cookies;
-    let states = cookies.add_login_state(login_cookie, &state);
+    let value = gw.login_seal.add(
+        login_cookie,
+        &pending,
+        cookies.max_pending_logins,
+        unix_now(),
+    );
     let form_post = oidc.response_mode == ResponseMode::FormPost;
-    tracing::debug!(pending = states.len(), "login started");
-    Ok(Reply::redirect(url.to_string()).set_cookie(cookies.login_cookie(&states, form_post)))
-}
-
-/// The login cookie after `state` has been used: the remaining states.
-pub fn remaining_states(login_cookie: Option<&str>, used_state: &str) -> Vec<String> {
-    login_states(login_cookie)
-        .into_iter()
-        .filter(|s| s != used_state)
-        .collect()
+    Ok(Reply::redirect(url.to_string()).set_cookie(cookies.login_cookie(&value, form_post)))
 }

@@ -184,7 +184,7 @@ pub async fn rp_initiated(
     let cookies = &config.session.cookies;
     Reply::redirect(location)
         .set_cookie(cookies.clear_session_cookie())
-        .set_cookie(cookies.login_cookie(&[], false))
+        .set_cookie(cookies.login_cookie("", false))
         .set_cookie(cookies.logout_cookie(""))
 }
 

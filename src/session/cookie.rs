@@ -3,9 +3,9 @@
 //!
 //! Three cookies:
 //! - the session cookie (a [`super::SessionId`]);
-//! - the login cookie, which binds pending logins to the browser that started them: it lists
-//!   their `state` values, newest first, at most `max_pending_logins`, so parallel XHRs after an
-//!   expiry replace entries in one cookie instead of piling up cookies (mod_auth_openidc #331);
+//! - the login cookie: the browser's pending logins, sealed ([`super::pending_login`]), newest
+//!   first, at most `max_pending_logins`, so parallel XHRs after an expiry replace entries in one
+//!   cookie instead of piling up cookies (mod_auth_openidc #331);
 //! - the logout cookie: the session's ID token, sealed ([`super::id_token_cookie`]), with the
 //!   logout endpoint as its `Path`, so no other request carries it.
 
@@ -62,12 +62,13 @@ impl CookieSettings {
         c.to_string()
     }
 
-    /// `Set-Cookie` for the login cookie holding `states` (removal when empty).
+    /// `Set-Cookie` for the login cookie with `value`, the browser's sealed pending logins
+    /// ([`super::pending_login`]); removal when empty.
     ///
     /// The login cookie is `SameSite=Lax` at most: with `Strict` the browser would not send it
     /// on the provider's redirect back, and with `response_mode=form_post` (a cross-site POST)
     /// it must be `None`, which needs `Secure`.
-    pub fn login_cookie(&self, states: &[String], form_post: bool) -> String {
+    pub fn login_cookie(&self, value: &str, form_post: bool) -> String {
         let same_site = if form_post {
             SameSite::None
         } else if self.same_site == SameSite::Strict {
@@ -75,24 +76,12 @@ impl CookieSettings {
         } else {
             self.same_site
         };
-        if states.is_empty() {
-            return self.build(&self.login_name, "", Duration::ZERO, same_site);
-        }
-        self.build(
-            &self.login_name,
-            &states.join("."),
-            self.login_max_age,
-            same_site,
-        )
-    }
-
-    /// The states in a login cookie value, newest first, plus `new_state` in front and the
-    /// oldest dropped beyond the cap.
-    pub fn add_login_state(&self, current: Option<&str>, new_state: &str) -> Vec<String> {
-        let mut states = vec![new_state.to_string()];
-        states.extend(login_states(current));
-        states.truncate(self.max_pending_logins.max(1));
-        states
+        let max_age = if value.is_empty() {
+            Duration::ZERO
+        } else {
+            self.login_max_age
+        };
+        self.build(&self.login_name, value, max_age, same_site)
     }
 
     fn build(&self, name: &str, value: &str, max_age: Duration, same_site: SameSite) -> String {
@@ -117,20 +106,6 @@ impl CookieSettings {
         }
         c.build()
     }
-}
-
-/// The state values a login cookie holds (well-formed ones only).
-pub fn login_states(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or("")
-        .split('.')
-        .filter(|s| {
-            s.len() == 43
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 /// The value of the first cookie called `name` in the request's `Cookie` headers.
@@ -281,20 +256,9 @@ mod tests {
         }
         assert!(!logout.contains("Path=/;"));
         assert!(s.logout_cookie("").contains("Max-Age=0"));
-        let form_post = s.login_cookie(&["x".repeat(43)], true);
+        let form_post = s.login_cookie("sealed", true);
         assert!(form_post.contains("SameSite=None") && form_post.contains("Secure"));
-    }
-
-    #[test]
-    fn login_cookie_is_capped_newest_first() {
-        let s = settings();
-        let st = |c: char| c.to_string().repeat(43);
-        let mut states = Vec::new();
-        for c in ['a', 'b', 'c', 'd'] {
-            let joined = states.join(".");
-            states = s.add_login_state(Some(&joined), &st(c));
-        }
-        assert_eq!(states, vec![st('d'), st('c'), st('b')]);
-        assert_eq!(login_states(Some("short.@@@.")), Vec::<String>::new());
+        assert!(form_post.contains("Max-Age=600"));
+        assert!(s.login_cookie("", false).contains("Max-Age=0"));
     }
 }

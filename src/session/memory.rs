@@ -1,18 +1,17 @@
-//! The in-process session store: two moka caches, one for sessions and one for pending logins.
+//! The in-process session store: a moka cache of sessions.
 //!
 //! Sessions expire after the idle timeout without use (moka's `time_to_idle`), and never later
 //! than their absolute `expires_at` (a per-entry [`Expiry`]); capacity is bounded
-//! (`session.max_sessions`), the least-recently-used going first. Pending logins live for
-//! `session.login_timeout` and are capped too, so a flood of unauthenticated requests cannot grow
-//! memory without bound.
+//! (`session.max_sessions`), the least-recently-used going first. Only a completed login adds a
+//! session; pending logins are the browser's to keep ([`super::pending_login`]).
 //!
 //! Sessions are indexed by provider session id (`sid`), subject and token hash so back-channel,
 //! front-channel and API logout find them; moka's eviction listener keeps the index in step and
 //! reports expiries and evictions to the [`SessionEndListener`].
 
 use super::{
-    unix_now, EndReason, PendingLogin, Session, SessionEndListener, SessionKey, SessionStore,
-    StoreError, TokenHash,
+    unix_now, EndReason, Session, SessionEndListener, SessionKey, SessionStore, StoreError,
+    TokenHash,
 };
 use async_trait::async_trait;
 use hashbrown::HashTable;
@@ -22,9 +21,6 @@ use moka::Expiry;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-/// Pending logins kept at most, whatever the load.
-const MAX_PENDING_LOGINS: u64 = 100_000;
 
 /// The absolute end of a session: what is left of its lifetime, set when it is stored.
 ///
@@ -151,10 +147,9 @@ impl SessionIndex {
     }
 }
 
-/// Sessions and pending logins in this process.
+/// Sessions in this process.
 pub struct MemoryStore {
     sessions: Cache<SessionKey, Arc<Session>>,
-    pending: Cache<String, PendingLogin>,
     index: Arc<Mutex<SessionIndex>>,
     listener: Arc<dyn SessionEndListener>,
 }
@@ -163,7 +158,6 @@ impl MemoryStore {
     pub fn new(
         max_sessions: u64,
         idle_timeout: Duration,
-        login_timeout: Duration,
         listener: Arc<dyn SessionEndListener>,
     ) -> Self {
         let index = Arc::new(Mutex::new(SessionIndex::new()));
@@ -187,10 +181,6 @@ impl MemoryStore {
                 .time_to_idle(idle_timeout)
                 .expire_after(UntilSessionEnd)
                 .eviction_listener(on_removal)
-                .build(),
-            pending: Cache::builder()
-                .max_capacity(MAX_PENDING_LOGINS)
-                .time_to_live(login_timeout)
                 .build(),
             index,
             listener,
@@ -253,22 +243,12 @@ impl SessionStore for MemoryStore {
         Ok(keys.first().and_then(|k| self.sessions.get(k)))
     }
 
-    async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
-        self.pending.insert(state.to_string(), login);
-        Ok(())
-    }
-
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
-        Ok(self.pending.remove(state))
-    }
-
     fn session_count(&self) -> u64 {
         self.sessions.entry_count()
     }
 
     fn run_maintenance(&self) {
         self.sessions.run_pending_tasks();
-        self.pending.run_pending_tasks();
     }
 }
 
@@ -295,10 +275,7 @@ mod tests {
 
     fn new_store(idle: Duration) -> (MemoryStore, Arc<Recorder>) {
         let rec = Arc::new(Recorder::default());
-        (
-            MemoryStore::new(10, idle, Duration::from_secs(60), rec.clone()),
-            rec,
-        )
+        (MemoryStore::new(10, idle, rec.clone()), rec)
     }
 
     fn session(lifetime_secs: u64) -> Arc<Session> {
@@ -357,19 +334,6 @@ mod tests {
             store.get(&dead.key).await.unwrap().is_none(),
             "absolute expiry"
         );
-    }
-
-    #[tokio::test]
-    async fn pending_logins_are_single_use() {
-        let (store, _) = new_store(Duration::from_secs(60));
-        let login = PendingLogin {
-            nonce: Secret::new("n"),
-            pkce_verifier: Secret::new("v"),
-            return_to: "/".into(),
-        };
-        store.put_pending("s1", login).await.unwrap();
-        assert!(store.take_pending("s1").await.unwrap().is_some());
-        assert!(store.take_pending("s1").await.unwrap().is_none());
     }
 
     #[tokio::test]

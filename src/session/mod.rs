@@ -5,18 +5,22 @@
 //!   ([`SessionKey`]), so a dump of the store holds no usable cookie.
 //! - [`Session`]: identity (with the provider's `sid`), tokens, and the absolute expiry; idle
 //!   expiry is the store's.
-//! - [`SessionStore`]: the storage contract (moka now, Redis for several replicas later), which
-//!   also holds pending logins so a callback can land on any replica that shares the store.
+//! - [`SessionStore`]: the storage contract (moka now, Redis for several replicas later).
 //! - [`cookie`]: reading and writing the gateway's cookies.
 //! - [`events`]: what happens when a session ends, whatever ended it: a log line, a metric, the
 //!   logged-out webhooks.
 //! - [`id_token_cookie`]: the ID token sealed into the browser's logout cookie, so the store
 //!   need not keep it.
+//! - [`pending_login`]: a login on its way through the provider, sealed into the browser's login
+//!   cookie, so no unauthenticated request leaves anything in the gateway.
+//! - [`seal`]: AES-256-GCM for the values those cookies carry.
 
 pub mod cookie;
 pub mod events;
 pub mod id_token_cookie;
 pub mod memory;
+pub mod pending_login;
+pub mod seal;
 
 use crate::identity::Identity;
 use crate::secret::Secret;
@@ -133,15 +137,6 @@ impl Session {
     }
 }
 
-/// A login that has been sent to the provider and not yet come back.
-#[derive(Debug, Clone)]
-pub struct PendingLogin {
-    pub nonce: Secret,
-    pub pkce_verifier: Secret,
-    /// A same-site path, already checked.
-    pub return_to: String,
-}
-
 /// Why a session ended: a bounded label for logs, metrics and webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndReason {
@@ -218,7 +213,7 @@ pub fn hash_token(token: &str) -> TokenHash {
 #[error("session store unavailable: {0}")]
 pub struct StoreError(pub String);
 
-/// Where sessions and pending logins live.
+/// Where sessions live.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert(&self, session: Arc<Session>) -> Result<(), StoreError>;
@@ -247,10 +242,6 @@ pub trait SessionStore: Send + Sync {
     /// Let the store notice expired sessions (so their end is reported without waiting for
     /// traffic). Called periodically.
     fn run_maintenance(&self);
-    /// Remember a pending login under its `state` until the login timeout.
-    async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError>;
-    /// Take (and so consume) the pending login for `state`: a second call gets `None`.
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError>;
     /// Approximate number of live sessions.
     fn session_count(&self) -> u64;
 }
