@@ -52,6 +52,12 @@ pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_pa
         // A browser sent to sign_out, or a form posting there, goes on to logout: the browser
         // sends the logout cookie to that path only.
         ("GET" | "POST", "/sign_out") => Ok(to_logout(config, session)),
+        // A link or redirect on another site must not end the session (logout CSRF): the
+        // browser is asked first, and its answer comes back from this origin.
+        ("GET", "/logout") if cross_site_navigation(session) => {
+            let query = session.req_header().uri.query().unwrap_or("");
+            Ok(logout::confirm_page(&config.server.endpoint_prefix, query))
+        }
         // A browser form posting to logout is an RP-initiated logout.
         ("GET" | "POST", "/logout") => Ok(rp_logout(gw, config, session).await),
         ("POST", "/backchannel-logout") => Ok(match read_body(session, FORM).await {
@@ -60,10 +66,13 @@ pub async fn handle(gw: &Gateway, config: &Config, session: &mut Session, sub_pa
         }),
         ("GET", "/frontchannel-logout") => {
             let query = session.req_header().uri.query().unwrap_or("");
+            // The provider loads this in an iframe; a top-level navigation from another site
+            // is a link anyone could plant, so the browser's cookie names no session then.
             let cookie = crate::session::cookie::find(
                 session.req_header(),
                 &config.session.cookies.session_name,
-            );
+            )
+            .filter(|_| !cross_site_navigation(session));
             logout::frontchannel(gw, config, query, cookie).await
         }
         _ => Err(GatewayError::NotFound),
@@ -144,6 +153,16 @@ async fn userinfo(gw: &Gateway, config: &Config, session: &Session) -> Result<Re
 async fn rp_logout(gw: &Gateway, config: &Config, session: &Session) -> Reply {
     let query = session.req_header().uri.query().unwrap_or("");
     logout::rp_initiated(gw, config, query, cookies(session, config)).await
+}
+
+/// A top-level navigation from another site (Fetch Metadata: `Sec-Fetch-Site: cross-site`,
+/// `Sec-Fetch-Mode: navigate`): what a link or redirect planted on any site produces, and the
+/// one cross-site request that carries `SameSite=Lax` cookies. Browsers that send no Fetch
+/// Metadata are not told apart.
+fn cross_site_navigation(session: &Session) -> bool {
+    let headers = &session.req_header().headers;
+    let is = |name: &str, value: &[u8]| headers.get(name).is_some_and(|v| v.as_bytes() == value);
+    is("sec-fetch-site", b"cross-site") && is("sec-fetch-mode", b"navigate")
 }
 
 /// The gateway's cookies of a logout request.

@@ -630,6 +630,87 @@ async fn frontchannel_logout() {
     assert!(!logged_in(&mut b, &env).await);
 }
 
+/// Logout CSRF: a link on another site (a cross-site top-level navigation, which carries the
+/// `SameSite=Lax` session cookie) ends nothing by itself. Logout asks first, and the page's
+/// button, posted from the gateway's origin, logs out with the link's `rd`; front-channel
+/// logout without `iss` and `sid` ignores the cookie of such a navigation.
+#[tokio::test]
+async fn a_logout_link_on_another_site_asks_first() {
+    let env = logout_env(BASIC_CLIENT, vec!["openid", "profile"], "");
+    let mut b = Browser::new();
+    login(&mut b, &env, "/app", "carl").await;
+    let from_elsewhere = [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Dest", "document"),
+        ("Referer", "https://evil.example/"),
+    ];
+    for path in [
+        "/oauth2/logout?rd=%2Flogged-out",
+        "/oauth2/sign_out?rd=%2Flogged-out",
+    ] {
+        let mut r = b
+            .request(Method::GET, &env.gw.url(path), &from_elsewhere, None)
+            .await;
+        if r.status == 303 {
+            // sign_out forwards to logout; the browser keeps the chain's cross-site marking.
+            let next = env.gw.url(r.headers["location"].to_str().unwrap());
+            r = b.request(Method::GET, &next, &from_elsewhere, None).await;
+        }
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r
+            .body
+            .contains("<form method=post action=\"/oauth2/logout?rd=%2Flogged-out\">"));
+        assert!(r.set_cookies().is_empty(), "{path}: nothing cleared");
+        assert!(logged_in(&mut b, &env).await, "{path}: still logged in");
+    }
+    // Garbage in the query is escaped into the page, never markup.
+    let r = b
+        .request(
+            Method::GET,
+            &env.gw.url("/oauth2/logout?rd=%22%3E%3Cscript%3E&x=\"><b>"),
+            &from_elsewhere,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.contains("<script>") && !r.body.contains("<b>"),
+        "{}",
+        r.body
+    );
+
+    // Front-channel logout with neither iss nor sid, as such a link: the session stays.
+    let r = b
+        .request(
+            Method::GET,
+            &env.gw.url("/oauth2/frontchannel-logout"),
+            &from_elsewhere,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(logged_in(&mut b, &env).await, "front-channel link");
+
+    // The page's button: the same logout, posted from the gateway's origin.
+    let origin = format!("http://127.0.0.1:{}", env.gw.port);
+    let same_origin = [
+        ("Sec-Fetch-Site", "same-origin"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Origin", origin.as_str()),
+    ];
+    let r = b
+        .request(
+            Method::POST,
+            &env.gw.url("/oauth2/logout?rd=%2Flogged-out"),
+            &same_origin,
+            Some(&[]),
+        )
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert!(!logged_in(&mut b, &env).await, "logged out by the button");
+}
+
 /// Post-logout targets off the allow-list fall back to the default, with and without an
 /// end-session endpoint at the provider.
 #[tokio::test]

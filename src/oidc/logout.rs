@@ -188,6 +188,26 @@ pub async fn rp_initiated(
         .set_cookie(cookies.logout_cookie(""))
 }
 
+/// The answer to a logout link followed from another site: a page asking the user, whose button
+/// posts the same logout (query and all) from the gateway's own origin.
+pub fn confirm_page(endpoint_prefix: &str, query: &str) -> Reply {
+    let action = if query.is_empty() {
+        format!("{endpoint_prefix}/logout")
+    } else {
+        format!("{endpoint_prefix}/logout?{query}")
+    };
+    let html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Sign out?</title></head><body>\
+         <p>Another site sent you here to sign out.</p>\
+         <form method=post action=\"{}\"><button type=submit>Sign out</button></form>\
+         </body></html>",
+        html_escape::encode_double_quoted_attribute(&action)
+    );
+    Reply::html(200, html)
+        .header("Cache-Control", "no-cache, no-store")
+        .header("X-Frame-Options", "DENY")
+}
+
 /// The logout API's request body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -278,6 +298,9 @@ pub async fn frontchannel(
             _ => {}
         }
     }
+    // Clearing the browser's cookie is itself a logout: only for a request that named sessions or
+    // carried the cookie it would clear.
+    let clears_cookie = iss.is_some() || session_cookie.is_some();
     let ended = match (iss, sid) {
         (Some(iss), Some(sid)) => {
             let issuer = gw
@@ -313,13 +336,17 @@ pub async fn frontchannel(
     for session in &ended {
         gw.bearer.revoke(session.tokens.access_token.expose());
     }
-    Ok(Reply::html(
+    let reply = Reply::html(
         200,
         "<!doctype html><html><head><meta charset=utf-8><title>Logged out</title></head><body>Logged out.</body></html>".into(),
     )
     .header("Cache-Control", "no-cache, no-store")
-    .header("Pragma", "no-cache")
-    .set_cookie(config.session.cookies.clear_session_cookie()))
+    .header("Pragma", "no-cache");
+    Ok(if clears_cookie {
+        reply.set_cookie(config.session.cookies.clear_session_cookie())
+    } else {
+        reply
+    })
 }
 
 #[cfg(test)]
