@@ -91,6 +91,12 @@ fn config_check_names_every_problem() {
             "routes[0].auth:",
         ),
         (format!("{VALID}\n[server]\nlisten = 8080"), "server.listen"),
+        (
+            format!(
+                "{VALID}\n[session]\ncookie_name = \"__Host-ag\"\ncookie_domain = \"example.com\""
+            ),
+            "session.cookie_name: a __Host- name needs cookie_path = \"/\" and no cookie_domain",
+        ),
     ];
     for (text, expected) in &cases {
         let (code, _, err) = check_config(text);

@@ -748,6 +748,7 @@ impl Validator {
                 );
             }
         }
+        self.cookie_prefixes(&s);
         if s.cookie_name == s.login_cookie_name {
             self.bad::<()>(
                 "session.login_cookie_name",
@@ -790,6 +791,37 @@ impl Validator {
             max_sessions: self.at_least_one("session.max_sessions", s.max_sessions),
             login_timeout,
             id_token_hint,
+        }
+    }
+
+    /// Browsers set a cookie whose name starts with `__Secure-` only with `Secure`, and one
+    /// starting with `__Host-` only with `Secure`, `Path=/` and no `Domain` (RFC 6265bis 4.1.3),
+    /// which is what makes `__Host-` names proof against a sibling subdomain planting its own
+    /// cookie (cookie tossing). A name the attributes break would be dropped silently and every
+    /// login would loop, so it is an error here.
+    fn cookie_prefixes(&mut self, s: &file::SessionSection) {
+        let domain = s.cookie_domain.as_deref().is_some_and(|d| !d.is_empty());
+        let root = s.cookie_path == "/";
+        for (key, name, path_is_root) in [
+            ("session.cookie_name", &s.cookie_name, root),
+            ("session.login_cookie_name", &s.login_cookie_name, root),
+            // The logout cookie's Path is the logout endpoint, never `/`.
+            ("session.logout_cookie_name", &s.logout_cookie_name, false),
+        ] {
+            let name = name.to_ascii_lowercase();
+            let host = name.starts_with("__host-");
+            if (host || name.starts_with("__secure-")) && !s.cookie_secure {
+                self.bad::<()>(
+                    key,
+                    "a __Secure- or __Host- name needs cookie_secure = true",
+                );
+            } else if host && (domain || !path_is_root) {
+                self.bad::<()>(
+                    key,
+                    "a __Host- name needs cookie_path = \"/\" and no cookie_domain (the logout \
+                     cookie's path is the logout endpoint: give it a __Secure- name)",
+                );
+            }
         }
     }
 
@@ -1406,6 +1438,33 @@ mod tests {
         let errs = errors_of(&with("keep_id_token = false"));
         assert!(
             errs[0].starts_with("session.keep_id_token: replaced by session.id_token_hint"),
+            "{errs:?}"
+        );
+        // Cookie name prefixes the browser enforces: __Host- and __Secure-.
+        let host = r#"cookie_name = "__Host-authgate"
+            login_cookie_name = "__Host-authgate-login"
+            logout_cookie_name = "__Secure-authgate-logout""#;
+        assert!(Config::from_toml(&with(host)).is_ok());
+        for (more, key) in [
+            (
+                "cookie_secure = false",
+                "session.cookie_name: a __Secure- or __Host-",
+            ),
+            (
+                r#"cookie_domain = "example.com""#,
+                "session.cookie_name: a __Host- name",
+            ),
+            (
+                r#"cookie_path = "/app""#,
+                "session.login_cookie_name: a __Host- name",
+            ),
+        ] {
+            let errs = errors_of(&with(&format!("{host}\n{more}")));
+            assert!(errs.iter().any(|e| e.starts_with(key)), "{more}: {errs:?}");
+        }
+        let errs = errors_of(&with(r#"logout_cookie_name = "__host-logout""#));
+        assert!(
+            errs[0].starts_with("session.logout_cookie_name: a __Host- name"),
             "{errs:?}"
         );
         let errs = errors_of(&with(r#"logout_cookie_name = "_authgate""#));
